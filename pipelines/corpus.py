@@ -1,0 +1,144 @@
+"""The corpus job: sources -> stages -> clean documents, drops and dead letters.
+
+A new stage is one module in transforms/ and one entry in STAGES.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from gristmill.pipelines.config import JobConfig
+from gristmill.schemas import tables
+from gristmill.schemas.records import InputStat
+from gristmill.transforms.accounting import IN, Accounted, CountDocs, CountDrops, FilterStage
+from gristmill.transforms.normalize import Normalize, NormalizeParams
+from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.sources import reader_for
+from gristmill.transforms.sources.read import READ_STAGE, MatchedFile, ReadFiles, match_inputs
+
+
+def _normalize(cfg: JobConfig) -> beam.PTransform:
+    opts = {k: v for k, v in cfg.section("normalize").items() if k != "enabled"}
+    return FilterStage(Normalize(NormalizeParams(**opts)))
+
+
+def _quality(cfg: JobConfig) -> beam.PTransform:
+    from gristmill.transforms.quality import QualityFilter
+    from gristmill.transforms.quality_rules import QualityParams
+
+    opts = {k: v for k, v in cfg.section("quality").items() if k != "enabled"}
+    kinds = {s.name: s.kind for s in cfg.sources}
+    return FilterStage(QualityFilter(QualityParams.from_dict(opts), kinds))
+
+
+# Flow order. Each entry: (stage name = config section, factory of a docs -> (kept, drops) transform).
+STAGES: list[tuple[str, Callable[[JobConfig], beam.PTransform]]] = [
+    ("normalize", _normalize),
+    ("quality", _quality),
+]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What the driver settles before the pipeline starts: the inputs and the shard counts."""
+
+    files: dict[str, list[MatchedFile]]
+    input_bytes: int
+    document_shards: int
+    drop_shards: int
+    stages: list[str]
+
+
+def plan(cfg: JobConfig) -> JobPlan:
+    files = {s.name: match_inputs(s.paths) for s in cfg.sources}
+    total = sum(f.size for group in files.values() for f in group)
+    shards = cfg.section("shards")
+    doc_shards = shards["documents"] or max(1, math.ceil(total / shards["target_bytes"]))
+    stages = [READ_STAGE] + [name for name, _ in STAGES if cfg.enabled(name)]
+    return JobPlan(files, total, doc_shards, max(1, math.ceil(doc_shards / 16)), stages)
+
+
+def _input_tally(stat: InputStat):
+    return (READ_STAGE, stat.source, IN, ""), (stat.records, stat.bytes)
+
+
+def _sum_pairs(pairs):
+    docs = nbytes = 0
+    for d, b in pairs:
+        docs += d
+        nbytes += b
+    return docs, nbytes
+
+
+def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCollection]:
+    """Adds the whole job to `p`; returns the PCollections the release summary needs."""
+    limits = cfg.section("read")
+    docs_parts, drops, dead, inputs = [], [], [], []
+    for source in cfg.sources:
+        out = (
+            p
+            | f"Files/{source.name}" >> beam.Create(job.files[source.name])
+            | f"Spread/{source.name}" >> beam.Reshuffle()
+            | f"Read/{source.name}"
+            >> beam.ParDo(ReadFiles(source.name, reader_for(source.kind), source.options, limits)).with_outputs(
+                "drops", "dead", "inputs", main="docs"
+            )
+        )
+        docs_parts.append(out.docs)
+        drops.append(out.drops)
+        dead.append(out.dead)
+        inputs.append(out.inputs)
+
+    docs = docs_parts | "ReadDocs" >> beam.Flatten()
+    read_drops = drops | "ReadDrops" >> beam.Flatten()
+    input_stats = inputs | "InputStats" >> beam.Flatten()
+    tallies = [
+        input_stats | "CountRead/In" >> beam.Map(_input_tally),
+        docs | "CountRead/Kept" >> beam.ParDo(CountDocs(READ_STAGE, "kept")),
+        read_drops | "CountRead/Dropped" >> beam.ParDo(CountDrops(READ_STAGE)),
+    ]
+    all_drops = [read_drops]
+    for name, factory in STAGES:
+        if not cfg.enabled(name):
+            continue
+        result = docs | name.capitalize() >> Accounted(name, factory(cfg))
+        docs = result.kept
+        all_drops.append(result.drops)
+        tallies.extend(result.tallies)
+
+    root = cfg.output
+    doc_files = docs | "WriteDocuments" >> WriteShardedParquet(
+        root, "documents/part", job.document_shards, tables.documents_table, lambda d: d.id, lambda d: d.id
+    )
+    drop_files = (
+        all_drops
+        | "AllDrops" >> beam.Flatten()
+        | "WriteDrops"
+        >> WriteShardedParquet(
+            root, "drops/part", job.drop_shards, tables.drops_table, lambda d: d.id, lambda d: (d.id, d.stage)
+        )
+    )
+    dead_files = (
+        dead
+        | "AllDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters"
+        >> WriteShardedParquet(
+            root,
+            "dead_letters/part",
+            1,
+            tables.dead_letters_table,
+            lambda d: d.file,
+            lambda d: (d.source, d.file, d.offset, d.error, d.detail),
+        )
+    )
+    totals = (
+        tallies
+        | "AllTallies" >> beam.Flatten()
+        | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
+    )
+    files = (doc_files, drop_files, dead_files) | "AllFiles" >> beam.Flatten()
+    return {"totals": totals, "files": files, "inputs": input_stats}

@@ -1,0 +1,44 @@
+"""Running the corpus job: plan, build the graph, run it on the configured runner, finish the release."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import apache_beam as beam
+
+from gristmill.pipelines import corpus, release
+from gristmill.pipelines.config import ConfigError, JobConfig
+from gristmill.runners import runner_for
+from gristmill.transforms.sources.read import NoMatch
+
+log = logging.getLogger("gristmill")
+
+
+def plan_or_explain(cfg: JobConfig) -> corpus.JobPlan:
+    try:
+        return corpus.plan(cfg)
+    except NoMatch as err:
+        raise ConfigError(f"sources: {err} matches no file") from None
+
+
+def run_job(cfg: JobConfig) -> dict[str, Any]:
+    """Runs the whole job and returns the manifest it wrote."""
+    started = time.monotonic()
+    job = plan_or_explain(cfg)
+    runner, options = runner_for(cfg.section("runner"))
+    release.clear(cfg.output)
+    log.info(
+        "gristmill: %d input files, %.1f MB, stages %s, %d document shards",
+        sum(len(v) for v in job.files.values()),
+        job.input_bytes / 1e6,
+        " > ".join(job.stages),
+        job.document_shards,
+    )
+    with beam.Pipeline(runner=runner, options=options) as p:
+        parts = corpus.build(p, cfg, job)
+        release.write_summary(p, cfg.output, parts)
+    elapsed = time.monotonic() - started
+    timings = {"elapsed_s": round(elapsed, 3), "input_mb_per_s": round(job.input_bytes / 1e6 / max(elapsed, 1e-9), 3)}
+    return release.finish(cfg, job.stages, timings)

@@ -1,0 +1,19 @@
+"""The local profile: Beam's in-process FnApiRunner, one process or several.
+
+Chosen explicitly, never through the DirectRunner default, which first tries to download the
+Prism binary. With workers > 1 the FnApiRunner starts that many SDK worker processes
+(`direct_running_mode=multi_processing`).
+"""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+
+def local_runner(workers: int, extra_args: list[str] | None = None) -> tuple[FnApiRunner, PipelineOptions]:
+    if workers < 1:
+        raise ValueError(f"runner.workers must be at least 1, got {workers}")
+    mode = "in_memory" if workers == 1 else "multi_processing"
+    args = [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}", *(extra_args or [])]
+    return FnApiRunner(), PipelineOptions(args)

@@ -1,0 +1,170 @@
+"""Every document that enters a stage leaves it kept or dropped, and both are counted.
+
+`Accounted` wraps any stage transform. It counts what goes in, what comes out kept and what
+comes out dropped, independently of the stage, as Beam counters (namespace = stage, name =
+`source.outcome`) and as tally records that the manifest adds up and checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from gristmill.schemas.records import Document, Drop
+
+IN, KEPT, DROPPED = "in", "kept", "dropped"
+
+# ((stage, source, outcome, reason), (documents, utf-8 bytes))
+TallyKey = tuple[str, str, str, str]
+Tally = tuple[TallyKey, tuple[int, int]]
+
+
+class StageResult(NamedTuple):
+    kept: beam.PCollection
+    drops: beam.PCollection
+    tallies: list[beam.PCollection]
+
+
+def text_bytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+class CountDocs(beam.DoFn):
+    """Counts documents passing a point of a stage, by source."""
+
+    def __init__(self, stage: str, outcome: str):
+        self.stage = stage
+        self.outcome = outcome
+        self._counters: dict[str, beam.metrics.metricbase.Counter] = {}
+
+    def process(self, doc: Document):
+        counter = self._counters.get(doc.source)
+        if counter is None:
+            counter = self._counters[doc.source] = Metrics.counter(
+                self.stage, f"{doc.source}.{self.outcome}"
+            )
+        counter.inc()
+        yield (self.stage, doc.source, self.outcome, ""), (1, text_bytes(doc.text))
+
+
+class CountDrops(beam.DoFn):
+    def __init__(self, stage: str):
+        self.stage = stage
+        self._counters: dict[tuple[str, str], beam.metrics.metricbase.Counter] = {}
+
+    def process(self, drop: Drop):
+        if drop.stage != self.stage:
+            raise ValueError(f"stage {self.stage!r} emitted a drop labelled {drop.stage!r}")
+        key = (drop.source, drop.reason)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = Metrics.counter(
+                self.stage, f"{drop.source}.{DROPPED}.{drop.reason}"
+            )
+        counter.inc()
+        yield (self.stage, drop.source, DROPPED, drop.reason), (1, 0)
+
+
+class Accounted(beam.PTransform):
+    """Applies `inner` (docs -> (kept, drops)) and counts in, kept and dropped around it."""
+
+    def __init__(self, stage: str, inner: beam.PTransform):
+        super().__init__()
+        self.stage = stage
+        self.inner = inner
+
+    def expand(self, docs):
+        tally_in = docs | "CountIn" >> beam.ParDo(CountDocs(self.stage, IN))
+        kept, drops = docs | "Apply" >> self.inner
+        tally_kept = kept | "CountKept" >> beam.ParDo(CountDocs(self.stage, KEPT))
+        tally_drop = drops | "CountDropped" >> beam.ParDo(CountDrops(self.stage))
+        return StageResult(kept, drops, [tally_in, tally_kept, tally_drop])
+
+
+class DocFilter(beam.DoFn):
+    """Base of per-document stages: `check` may rewrite the text and returns a drop or None."""
+
+    stage = ""
+
+    def check(self, doc: Document) -> tuple[str, str] | None:
+        """(reason, detail) when the document leaves the flow, else None."""
+        raise NotImplementedError
+
+    def process(self, doc: Document):
+        verdict = self.check(doc)
+        if verdict is None:
+            yield doc
+        else:
+            reason, detail = verdict
+            yield beam.pvalue.TaggedOutput(
+                DROPPED, Drop(doc.id, doc.source, self.stage, reason, detail)
+            )
+
+
+class FilterStage(beam.PTransform):
+    """A stage made of one DocFilter: (kept, drops)."""
+
+    def __init__(self, dofn: DocFilter):
+        super().__init__()
+        self.dofn = dofn
+
+    def expand(self, docs):
+        out = docs | "Check" >> beam.ParDo(self.dofn).with_outputs(DROPPED, main=KEPT)
+        return out[KEPT], out[DROPPED]
+
+
+@dataclass
+class StageCounts:
+    """One stage's line in the manifest."""
+
+    name: str
+    docs_in: int
+    kept: int
+    dropped: dict[str, int]
+    bytes_in: int
+    bytes_kept: int
+    by_source: dict[str, dict]
+
+    def balanced(self) -> bool:
+        return self.docs_in == self.kept + sum(self.dropped.values())
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "in": self.docs_in,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "bytes_in": self.bytes_in,
+            "bytes_kept": self.bytes_kept,
+            "by_source": self.by_source,
+        }
+
+
+def stage_counts(
+    stage_names: list[str], totals: dict[TallyKey, tuple[int, int]]
+) -> list[StageCounts]:
+    """Fold the summed tallies into per-stage counts, in flow order."""
+    out = []
+    for name in stage_names:
+        docs_in = kept = bytes_in = bytes_kept = 0
+        dropped: dict[str, int] = {}
+        by_source: dict[str, dict] = {}
+        for (stage, source, outcome, reason), (n, nbytes) in sorted(totals.items()):
+            if stage != name:
+                continue
+            entry = by_source.setdefault(source, {"in": 0, "kept": 0, "dropped": {}})
+            if outcome == IN:
+                docs_in += n
+                bytes_in += nbytes
+                entry["in"] += n
+            elif outcome == KEPT:
+                kept += n
+                bytes_kept += nbytes
+                entry["kept"] += n
+            else:
+                dropped[reason] = dropped.get(reason, 0) + n
+                entry["dropped"][reason] = entry["dropped"].get(reason, 0) + n
+        out.append(StageCounts(name, docs_in, kept, dropped, bytes_in, bytes_kept, by_source))
+    return out

@@ -1,0 +1,103 @@
+"""Articles: JSON lines and Parquet files with configurable text and id fields."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from gristmill.transforms.sources.records import (
+    BadRecord,
+    RawRecord,
+    ReadContext,
+    ReaderOutput,
+    decode_text,
+)
+from gristmill.transforms.sources.streams import InputFile
+
+META_MAX_CHARS = 512
+
+
+def _small_meta(obj: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    """Scalar fields other than the text, kept small so meta stays metadata."""
+    meta = {}
+    for key, value in obj.items():
+        if key in skip or isinstance(value, dict | list):
+            continue
+        if isinstance(value, str) and len(value) > META_MAX_CHARS:
+            continue
+        meta[key] = value
+    return meta
+
+
+def _record(obj: Any, offset: int, ctx: ReadContext) -> ReaderOutput:
+    text_field = ctx.options.get("text_field", "text")
+    id_field = ctx.options.get("id_field", "id")
+    if not isinstance(obj, dict):
+        return BadRecord(offset, "not_an_object", f"JSON {type(obj).__name__}, expected an object")
+    text = obj.get(text_field)
+    if text is None:
+        return RawRecord(offset, "", drop="no_text", detail=f"missing field {text_field!r}")
+    if not isinstance(text, str):
+        return BadRecord(offset, "wrong_type", f"field {text_field!r} is {type(text).__name__}")
+    record_id = obj.get(id_field)
+    meta = _small_meta(obj, {text_field})
+    if not text.strip():
+        return RawRecord(offset, "", drop="empty")
+    return RawRecord(offset, text, meta=meta, record_id="" if record_id is None else str(record_id))
+
+
+def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
+    limit = ctx.max_record_bytes
+    while True:
+        offset = f.tell()
+        line = f.stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            yield BadRecord(offset, "record_too_large", f"line longer than {limit} bytes")
+            while line and not line.endswith(b"\n"):  # skip to the next line
+                line = f.stream.readline(1 << 20)
+            continue
+        if not line.strip():
+            continue
+        text, bad = decode_text(line, offset, ctx)
+        yield from bad
+        if text is None:
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            yield BadRecord(offset, "invalid_json", f"{err.msg} at column {err.colno}")
+            continue
+        yield _record(obj, offset, ctx)
+
+
+def read_parquet(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
+    """Row offsets are row numbers; Parquet needs a seekable file, so it is opened on its own."""
+    text_field = ctx.options.get("text_field", "text")
+    with FileSystems.open(ctx.path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        pf = pq.ParquetFile(raw)
+        if text_field not in pf.schema_arrow.names:
+            yield BadRecord(
+                0, "missing_column", f"no column {text_field!r} in {pf.schema_arrow.names}"
+            )
+            return
+        row = 0
+        for batch in pf.iter_batches(batch_size=1024):
+            for obj in batch.to_pylist():
+                yield _record(obj, row, ctx)
+                row += 1
+
+
+def read_articles(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
+    fmt = ctx.options.get("format", "auto")
+    if fmt == "auto":
+        fmt = "parquet" if f.stream.peek(4)[:4] == b"PAR1" else "jsonl"
+    if fmt == "parquet":
+        yield from read_parquet(f, ctx)
+    else:
+        yield from read_jsonl(f, ctx)
