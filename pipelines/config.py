@@ -192,7 +192,7 @@ def _quality(given: dict[str, Any]) -> dict[str, Any]:
     overrides = {k: v for k, v in given.items() if k != "enabled"}
     if not overrides:
         return given
-    from gristmill.transforms.quality_rules import QualityParams
+    from gristmill.transforms.quality import QualityParams
 
     try:
         QualityParams.from_dict(overrides)

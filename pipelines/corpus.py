@@ -27,8 +27,7 @@ def _normalize(cfg: JobConfig) -> beam.PTransform:
 
 
 def _quality(cfg: JobConfig) -> beam.PTransform:
-    from gristmill.transforms.quality import QualityFilter
-    from gristmill.transforms.quality_rules import QualityParams
+    from gristmill.transforms.quality import QualityFilter, QualityParams
 
     opts = {k: v for k, v in cfg.section("quality").items() if k != "enabled"}
     kinds = {s.name: s.kind for s in cfg.sources}

@@ -15,5 +15,10 @@ def local_runner(workers: int, extra_args: list[str] | None = None) -> tuple[FnA
     if workers < 1:
         raise ValueError(f"runner.workers must be at least 1, got {workers}")
     mode = "in_memory" if workers == 1 else "multi_processing"
-    args = [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}", *(extra_args or [])]
+    args = [
+        f"--direct_num_workers={workers}",
+        f"--direct_running_mode={mode}",
+        "--default_sdk_harness_log_level=WARNING",
+        *(extra_args or []),
+    ]
     return FnApiRunner(), PipelineOptions(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+
 from gristmill.schemas.records import DeadLetter, Document, Drop
 
 DOCUMENT_SCHEMA = pa.schema(

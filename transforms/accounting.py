@@ -7,11 +7,13 @@ comes out dropped, independently of the stage, as Beam counters (namespace = sta
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+
 from gristmill.schemas.records import Document, Drop
 
 IN, KEPT, DROPPED = "in", "kept", "dropped"
@@ -93,6 +95,8 @@ class DocFilter(beam.DoFn):
         raise NotImplementedError
 
     def process(self, doc: Document):
+        # Beam elements are immutable: work on a copy, which `check` may rewrite freely.
+        doc = dataclasses.replace(doc, meta=dict(doc.meta))
         verdict = self.check(doc)
         if verdict is None:
             yield doc

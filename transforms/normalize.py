@@ -1,7 +1,7 @@
 """Normalize: each rule is a pure str -> str function; the stage applies the enabled ones.
 
-Order matters: mojibake is repaired before NFC (ftfy may produce decomposed text), and
-control characters go before whitespace is collapsed.
+Order matters: mojibake is repaired first (ftfy may produce decomposed text), control
+characters go before NFC (one may separate a letter from its accent), and whitespace last.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import ftfy
+
 from gristmill.schemas.records import Document
 from gristmill.transforms.accounting import DocFilter
 
@@ -112,10 +113,10 @@ class NormalizeParams:
 def normalize_text(text: str, params: NormalizeParams) -> str:
     if params.fix_mojibake:
         text = fix_mojibake(text)
+    if params.strip_control:  # before NFC: a removed control may sit between base and accent
+        text = strip_control(text)
     if params.nfc:
         text = nfc(text)
-    if params.strip_control:
-        text = strip_control(text)
     if params.collapse_whitespace:
         text = collapse_whitespace(text)
     return text

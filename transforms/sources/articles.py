@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
 from gristmill.transforms.sources.records import (
     BadRecord,
     RawRecord,
@@ -19,18 +23,40 @@ from gristmill.transforms.sources.records import (
 from gristmill.transforms.sources.streams import InputFile
 
 META_MAX_CHARS = 512
+BOM = b"\xef\xbb\xbf"
+
+
+def _meta_value(value: Any) -> Any:
+    """A JSON-safe scalar, or None when the value is not small metadata."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return _clean(value) if len(value) <= META_MAX_CHARS else None
+    if isinstance(value, datetime.date | datetime.datetime | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return None  # bytes, nested objects, lists
 
 
 def _small_meta(obj: dict[str, Any], skip: set[str]) -> dict[str, Any]:
     """Scalar fields other than the text, kept small so meta stays metadata."""
     meta = {}
     for key, value in obj.items():
-        if key in skip or isinstance(value, dict | list):
+        if key in skip:
             continue
-        if isinstance(value, str) and len(value) > META_MAX_CHARS:
-            continue
-        meta[key] = value
+        kept = _meta_value(value)
+        if kept is not None or value is None:
+            meta[str(key)] = kept
     return meta
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """JSON may escape lone surrogates, which are not text: they become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 def _record(obj: Any, offset: int, ctx: ReadContext) -> ReaderOutput:
@@ -43,11 +69,14 @@ def _record(obj: Any, offset: int, ctx: ReadContext) -> ReaderOutput:
         return RawRecord(offset, "", drop="no_text", detail=f"missing field {text_field!r}")
     if not isinstance(text, str):
         return BadRecord(offset, "wrong_type", f"field {text_field!r} is {type(text).__name__}")
+    text = _clean(text)
     record_id = obj.get(id_field)
     meta = _small_meta(obj, {text_field})
     if not text.strip():
         return RawRecord(offset, "", drop="empty")
-    return RawRecord(offset, text, meta=meta, record_id="" if record_id is None else str(record_id))
+    return RawRecord(
+        offset, text, meta=meta, record_id="" if record_id is None else _clean(str(record_id))
+    )
 
 
 def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
@@ -64,6 +93,8 @@ def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
             continue
         if not line.strip():
             continue
+        if offset == 0 and line.startswith(BOM):
+            line = line[len(BOM) :]
         text, bad = decode_text(line, offset, ctx)
         yield from bad
         if text is None:
@@ -71,7 +102,7 @@ def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as err:
-            yield BadRecord(offset, "invalid_json", f"{err.msg} at column {err.colno}")
+            yield BadRecord(offset, "invalid_json", f"{err.msg} (column {err.colno})")
             continue
         yield _record(obj, offset, ctx)
 

@@ -40,14 +40,19 @@ def strip_gutenberg(text: str) -> tuple[str, bool]:
 
 
 def read_book(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
-    data = f.stream.read(ctx.max_record_bytes + 1)
-    if len(data) > ctx.max_record_bytes:
+    chunks, size = [], 0
+    while size <= ctx.max_record_bytes and (chunk := f.stream.read(1 << 20)):
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
+    if size > ctx.max_record_bytes:
         yield BadRecord(0, "record_too_large", f"book larger than {ctx.max_record_bytes} bytes")
         return
     text, bad = decode_text(data, 0, ctx)
     yield from bad
     if text is None:
         return
+    text = text.removeprefix("\ufeff")
     meta: dict = {}
     if ctx.options.get("strip_gutenberg", True):
         text, found = strip_gutenberg(text)

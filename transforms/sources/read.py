@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import re
 from collections import Counter
@@ -14,9 +15,10 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+
 from gristmill.schemas.records import DeadLetter, Document, Drop, InputStat, make_doc_id
 from gristmill.transforms.sources.records import BadRecord, RawRecord, ReadContext, Reader, Skipped
-from gristmill.transforms.sources.streams import InputFile
+from gristmill.transforms.sources.streams import InputFile, classify_error
 
 READ_STAGE = "read"
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -41,26 +43,45 @@ def _static_prefix(pattern: str) -> str:
     return posixpath.dirname(pattern[: m.start()])
 
 
+def _is_local_dir(pattern: str) -> bool:
+    return "://" not in pattern and os.path.isdir(pattern)
+
+
+def _common_dir(prefixes: list[str]) -> str:
+    common = os.path.commonprefix(prefixes)
+    if all(p == common for p in prefixes):
+        return common
+    return common[: common.rfind("/") + 1] if "/" in common else ""
+
+
 def match_inputs(patterns: Iterable[str]) -> list[MatchedFile]:
-    """Expand paths and globs (any Beam filesystem); raise NoMatch naming the first empty one."""
-    found: dict[str, MatchedFile] = {}
-    for pattern in patterns:
-        result = FileSystems.match([pattern])[0]
-        files = [m for m in result.metadata_list if not m.path.endswith("/")]
+    """Expand paths, directories (recursively) and globs on any Beam filesystem.
+
+    Relative paths are taken from the directory all of a source's patterns share, so two files
+    of one source never get the same relative path (and so never the same document ids).
+    Raises NoMatch naming the first pattern that matches no file.
+    """
+    found: dict[str, int] = {}
+    prefixes = []
+    for given in patterns:
+        pattern = given
+        if _is_local_dir(pattern):
+            pattern = pattern.rstrip("/") + "/**"
+        files = [m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")]
+        if not files and not GLOB_CHARS.search(pattern):  # a directory on an object store
+            pattern = pattern.rstrip("/") + "/**"
+            files = [m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")]
         if not files:
-            raise NoMatch(pattern)
-        prefix = _static_prefix(pattern)
+            raise NoMatch(given)
+        prefixes.append(_static_prefix(pattern))
         for meta in files:
-            rel = (
-                meta.path[len(prefix) :].lstrip("/")
-                if prefix and meta.path.startswith(prefix)
-                else posixpath.basename(meta.path)
-            )
-            found.setdefault(
-                meta.path,
-                MatchedFile(meta.path, rel or posixpath.basename(meta.path), meta.size_in_bytes),
-            )
-    return sorted(found.values(), key=lambda f: f.path)
+            found.setdefault(meta.path, meta.size_in_bytes)
+    root = _common_dir(prefixes)
+    matched = []
+    for path, size in sorted(found.items()):
+        rel = path[len(root) :].lstrip("/") if root and path.startswith(root) else path
+        matched.append(MatchedFile(path, rel or posixpath.basename(path), size))
+    return matched
 
 
 class ReadFiles(beam.DoFn):
@@ -111,7 +132,7 @@ class ReadFiles(beam.DoFn):
             dead += 1
             offset = _safe_tell(f)
             yield beam.pvalue.TaggedOutput(
-                "dead", self._dead(matched, BadRecord(offset, type(err).__name__, str(err)[:500]))
+                "dead", self._dead(matched, BadRecord(offset, classify_error(err), str(err)[:500]))
             )
         size, digest = _finish(f, matched)
         self.c_files.inc()

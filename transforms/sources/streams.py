@@ -10,6 +10,7 @@ import bz2
 import gzip
 import hashlib
 import io
+import zlib
 from typing import BinaryIO
 
 import zstandard
@@ -19,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 GZIP_MAGIC = b"\x1f\x8b"
 BZ2_MAGIC = b"BZh"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+READ_PIECE = 16 << 10
 
 
 class DecompressionBomb(IOError):
@@ -80,7 +82,8 @@ class CappedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buffer))
+        # Small reads: a decompressor that fails mid-read loses what that read had inflated.
+        data = self._inner.read(min(len(buffer), READ_PIECE))
         n = len(data)
         if self.position + n > self._cap:
             raise DecompressionBomb(
@@ -92,6 +95,61 @@ class CappedReader(io.RawIOBase):
 
     def tell(self) -> int:
         return self.position
+
+
+class ZstdFrames(io.RawIOBase):
+    """Reads every zstd frame in turn, and raises EOFError when the input ends inside a frame
+    (zstandard's stream_reader returns the partial data without a word)."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._in_frame = False
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = self._raw.read(READ_PIECE)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstd stream ended inside a frame (truncated input)")
+                return 0
+            self._pending = self._feed(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _feed(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._obj.decompress(chunk))
+            if not self._obj.eof:
+                break
+            chunk = self._obj.unused_data
+            self._obj = self._dctx.decompressobj()
+            self._in_frame = False
+        return b"".join(out)
+
+
+def classify_error(err: BaseException) -> str:
+    """A stable dead-letter error name for what went wrong while reading a file."""
+    if isinstance(err, DecompressionBomb):
+        return "decompression_bomb"
+    if isinstance(err, EOFError):
+        return "truncated_input"
+    if isinstance(err, zlib.error | zstandard.ZstdError | gzip.BadGzipFile):
+        return "corrupt_input"
+    if isinstance(err, OSError) and "bz2" in repr(err).lower() or "invalid data stream" in str(err):
+        return "corrupt_input"
+    if isinstance(err, IsADirectoryError | FileNotFoundError | PermissionError):
+        return "unreadable_file"
+    return type(err).__name__
 
 
 class InputFile:
@@ -111,9 +169,10 @@ class InputFile:
         elif self.compression == "bz2":
             inner = bz2.BZ2File(buffered, mode="rb")
         elif self.compression == "zstd":
-            inner = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+            inner = ZstdFrames(buffered)
         else:
-            inner = buffered
+            inner = buffered  # nothing inflates: the record size limit guards memory instead
+            max_decompressed_bytes = 1 << 62
         self._capped = CappedReader(inner, max_decompressed_bytes)
         self.stream = io.BufferedReader(self._capped, buffer_size=1 << 16)
 

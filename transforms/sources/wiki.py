@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from gristmill.transforms.sources.records import BadRecord, RawRecord, ReadContext, ReaderOutput
-from gristmill.transforms.sources.streams import InputFile
+from gristmill.transforms.sources.streams import DecompressionBomb, InputFile
 from gristmill.transforms.sources.wikitext import wikitext_to_text
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18  # also bounds the parser events queued at once (a few times the chunk)
 REDIRECT_TEXT = re.compile(r"\s*#REDIRECT\s*:?\s*\[\[([^\]|]*)", re.IGNORECASE)
 URL_SAFE = ";@$!*(),/~:"  # what MediaWiki leaves unescaped in article URLs
 
@@ -39,7 +39,7 @@ def _child_text(elem: ET.Element, name: str) -> str | None:
 
 @dataclass(slots=True)
 class _Site:
-    base: str = ""  # scheme://host/wiki/ taken from <siteinfo><base>
+    base: str = ""  # https://host/wiki/, from <siteinfo><base>
     namespaces: dict[str, int] = field(default_factory=dict)
 
     def read(self, siteinfo: ET.Element) -> None:
@@ -47,9 +47,10 @@ class _Site:
             name = _local(child.tag)
             if name == "base" and child.text:
                 url = urlsplit(child.text.strip())
-                if url.netloc:
-                    path = url.path.rsplit("/", 1)[0] if "/" in url.path.strip("/") else "/wiki"
-                    self.base = f"{url.scheme or 'https'}://{url.netloc}{path}/"
+                if url.netloc:  # /wiki/Main_Page -> /wiki/; a ?title= style base -> /wiki/
+                    path = url.path.strip("/")
+                    path = path.rsplit("/", 1)[0] if "/" in path and not url.query else "wiki"
+                    self.base = f"https://{url.netloc}/{path}/"
             elif name == "namespaces":
                 for ns in child:
                     if ns.text and ns.get("key", "").lstrip("-").isdigit():
@@ -62,10 +63,10 @@ class _Site:
         return 0
 
     def url(self, title: str, ctx: ReadContext) -> str:
-        base = self.base or ctx.options.get("base_url", "")
-        if not base:
+        """The article URL on the dump's own site; without a <base>, `relpath#title`."""
+        if not self.base:
             return f"{ctx.relpath}#{title}"
-        return base.rstrip("/") + "/" + quote(title.replace(" ", "_"), safe=URL_SAFE)
+        return self.base + quote(title.replace(" ", "_"), safe=URL_SAFE)
 
 
 @dataclass(slots=True)
@@ -119,77 +120,112 @@ def _page_record(
     return RawRecord(ordinal, text, url, meta, record_id=page_id)
 
 
-def _byte_position(err: ET.ParseError, buf: bytes, buf_start: int, lines_before: int) -> int:
-    """Decompressed byte offset of a parse error's (line, column), found in the last chunk fed."""
-    line, col = err.position
-    pos, need = 0, line - 1 - lines_before
-    if need < 0:
-        return buf_start
-    for _ in range(need):
-        pos = buf.find(b"\n", pos) + 1
-        if pos == 0:
-            return buf_start + len(buf)
-    return buf_start + pos + col
+@dataclass(slots=True)
+class _Fed:
+    """Where the last chunk fed to the parser sits, to turn a (line, column) into a byte offset."""
+
+    chunk: bytes = b""
+    start: int = 0  # decompressed offset of the chunk
+    lines_before: int = 0  # newlines before the chunk
+    line_start: int = 0  # offset just after the last newline before the chunk
+
+    def advance(self, chunk: bytes) -> None:
+        self.lines_before += self.chunk.count(b"\n")
+        last = self.chunk.rfind(b"\n")
+        if last >= 0:
+            self.line_start = self.start + last + 1
+        self.start += len(self.chunk)
+        self.chunk = chunk
+
+    def byte(self, err: ET.ParseError) -> int:
+        line, col = err.position
+        need = line - 1 - self.lines_before  # newlines into this chunk before the error's line
+        if need < 0:
+            return self.start
+        begin = self.line_start
+        pos = 0
+        for _ in range(need):
+            pos = self.chunk.find(b"\n", pos) + 1
+            if pos == 0:
+                return self.start + len(self.chunk)
+            begin = self.start + pos
+        if begin < self.start:  # the line began in an earlier chunk: count the column as bytes
+            return begin + col
+        line_text = self.chunk[begin - self.start :].decode("utf-8", "replace")
+        return begin + len(line_text[:col].encode("utf-8"))  # expat counts columns in characters
+
+
+class _Dump:
+    """Turns parser events into page records, dropping each element as soon as it is used."""
+
+    def __init__(self, ctx: ReadContext):
+        self.ctx = ctx
+        self.site = _Site()
+        self.root: ET.Element | None = None
+        self.page: ET.Element | None = None
+        self.depth = 0  # element depth: 1 is <mediawiki>, 2 is <page>/<siteinfo>, 3 <revision>
+        self.page_depth = 2
+        self.latest: _Revision | None = None
+        self.ordinal = 0  # pages seen so far: the next page's offset
+
+    def event(self, event: str, elem: ET.Element) -> ReaderOutput | None:
+        name = _local(elem.tag)
+        if event == "start":
+            self.depth += 1
+            if self.root is None:
+                self.root = elem
+                # a bare <page> document (no <mediawiki> wrapper) has its pages at depth 1
+                self.page_depth = 1 if name == "page" else 2
+            if self.depth == self.page_depth and name == "page":
+                self.page = elem
+            return None
+        self.depth -= 1
+        if name == "siteinfo" and self.depth == 1 and self.root is not None:
+            self.site.read(elem)
+            self.root.clear()
+        elif name == "revision" and self.depth == self.page_depth and self.page is not None:
+            self.latest = _Revision.of(elem)
+            self.page.remove(elem)  # full-history dumps: keep only the newest revision's fields
+        elif name == "page" and self.depth == self.page_depth - 1:
+            out = _page_record(elem, self.latest, self.ordinal, self.site, self.ctx)
+            self.ordinal += 1
+            self.latest, self.page = None, None
+            elem.clear()
+            if self.root is not None and self.root is not elem:
+                self.root.clear()
+            return out
+        return None
 
 
 def read_wiki(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
     parser = ET.XMLPullParser(events=("start", "end"))
-    site = _Site()
-    root: ET.Element | None = None
-    page: ET.Element | None = None
-    depth = 0  # element depth: 1 is <mediawiki>, 2 is <page>/<siteinfo>, 3 is <revision>
-    page_depth = 2
-    latest: _Revision | None = None
-    ordinal = 0
-    buf, buf_start, lines_before = b"", 0, 0  # the last chunk fed, to place a parse error
+    dump = _Dump(ctx)
+    fed = _Fed()
     while True:
         try:
             chunk = f.stream.read(CHUNK)
-        except (OSError, EOFError) as err:  # truncated or corrupt compressed stream
-            where = f"page {ordinal}, decompressed byte {buf_start + len(buf)}"
-            yield BadRecord(ordinal, type(err).__name__, f"{where}: {err}"[:500])
+        except DecompressionBomb:
+            raise  # ReadFiles reports it; nothing after the cap is read
+        except (OSError, EOFError) as err:  # a cut-off or corrupt gzip/bz2/zstd stream
+            kind = "truncated_input" if isinstance(err, EOFError) else "corrupt_input"
+            where = f"page {dump.ordinal}, decompressed byte {fed.start + len(fed.chunk)}"
+            yield BadRecord(dump.ordinal, kind, f"{where}: {type(err).__name__}: {err}"[:500])
             return
-        error: ET.ParseError | None = None
         try:
             if chunk:
-                lines_before += buf.count(b"\n")
-                buf_start += len(buf)
-                buf = chunk
+                fed.advance(chunk)
                 parser.feed(chunk)
             else:
                 parser.close()  # raises on a truncated document
+            for event, elem in parser.read_events():  # a ParseError comes after the good events
+                out = dump.event(event, elem)
+                if out is not None:
+                    yield out
         except ET.ParseError as err:
-            error = err
-        for event, elem in parser.read_events():  # events before an error are still good
-            if event == "start":
-                depth += 1
-                if root is None:
-                    root = elem
-                    # a bare <page> document (no <mediawiki> wrapper) has its pages at depth 1
-                    page_depth = 1 if _local(elem.tag) == "page" else 2
-                if depth == page_depth and _local(elem.tag) == "page":
-                    page = elem
-                continue
-            depth -= 1
-            name = _local(elem.tag)
-            if name == "siteinfo" and depth == 1:
-                site.read(elem)
-                root.clear()
-            elif name == "revision" and depth == page_depth and page is not None:
-                latest = _Revision.of(elem)
-                page.remove(elem)  # full-history dumps: keep only the newest revision's fields
-            elif name == "page" and depth == page_depth - 1:
-                yield _page_record(elem, latest, ordinal, site, ctx)
-                ordinal += 1
-                latest, page = None, None
-                elem.clear()
-                if root is not elem:
-                    root.clear()
-        if error is not None:
-            line, col = error.position
-            byte = _byte_position(error, buf, buf_start, lines_before)
-            where = f"page {ordinal}, line {line} column {col}, decompressed byte {byte}"
-            yield BadRecord(ordinal, "malformed_xml", f"{where}: {error}"[:500])
+            line, col = err.position
+            byte = fed.byte(err)
+            where = f"page {dump.ordinal}, line {line} column {col}, decompressed byte {byte}"
+            yield BadRecord(dump.ordinal, "malformed_xml", f"{where}: {err}"[:500])
             return
         if not chunk:
             return

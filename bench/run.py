@@ -1,0 +1,116 @@
+"""`make bench`: throughput per stage and quality figures on the real corpus in ../shared/corpus.
+
+Everything is measured in this one run, side by side; nothing here is asserted. Results are
+printed as tables and saved to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from stages import measure_stages  # noqa: E402
+
+
+def _job_throughput(corpus: Path, workers: int) -> dict:
+    from gristmill.pipelines.config import load
+    from gristmill.pipelines.job import run_job
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load(None, [f"runner.workers={workers}"], cli_sources=_cli_sources(corpus), output=tmp)
+        started = time.perf_counter()
+        manifest = run_job(cfg)
+        elapsed = time.perf_counter() - started
+    mb = sum(i["bytes"] for i in manifest["inputs"]) / 1e6
+    return {
+        "workers": workers,
+        "input_mb": round(mb, 2),
+        "seconds": round(elapsed, 2),
+        "mb_per_s": round(mb / elapsed, 3),
+        "mb_per_s_per_core": round(mb / elapsed / workers, 3),
+        "documents": manifest["counts"]["documents"],
+        "drops": manifest["counts"]["drops"],
+        "dead_letters": manifest["counts"]["dead_letters"],
+        "inputs": len(manifest["inputs"]),
+    }
+
+
+def _cli_sources(corpus: Path) -> list[str]:
+    return [
+        f"books={corpus}/books/*.txt",
+        f"books={corpus}/books/shakespeare/*.txt",
+        f"articles={corpus}/articles/sotu.jsonl",
+        f"wiki={corpus}/articles/enwiki-sample.xml.bz2",
+        f"web={corpus}/web/*.warc*",
+        f"mail={corpus}/email/spamassassin/*/*.txt",
+    ]
+
+
+def _table(title: str, rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = [title, "  ".join(c.ljust(widths[c]) for c in columns)]
+    lines.append("  ".join("-" * widths[c] for c in columns))
+    for r in rows:
+        lines.append("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
+    parser.add_argument("--skip-job", action="store_true", help="skip the whole-job Beam runs")
+    args = parser.parse_args(argv)
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        print(f"bench: {corpus} not found; the benchmarks read the real corpus there. Nothing measured.")
+        return 0
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    results: dict = {"corpus": str(corpus), "cpu_count": os.cpu_count()}
+
+    stages = measure_stages(corpus)
+    results["stages"] = stages
+    print(
+        _table(
+            "Per-stage throughput, one core, in-process (MB of stage input text per second)",
+            stages,
+            ["stage", "input", "docs", "mb", "seconds", "mb_per_s_per_core", "note"],
+        )
+    )
+    print()
+
+    if not args.skip_job:
+        jobs = [_job_throughput(corpus, w) for w in (1, 2)]
+        results["job"] = jobs
+        print(
+            _table(
+                "Whole corpus job on Beam's FnApiRunner (all sources, read > normalize > quality > write)",
+                jobs,
+                ["workers", "inputs", "input_mb", "seconds", "mb_per_s", "mb_per_s_per_core", "documents", "drops", "dead_letters"],
+            )
+        )
+        print()
+
+    import extraction
+
+    results["extraction"] = extraction.main(["--corpus", str(corpus)])
+    print()
+
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"saved {out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
