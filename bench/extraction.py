@@ -52,9 +52,10 @@ def prf(gold: str, pred: str) -> tuple[float, float, float]:
 
 def _extractors() -> dict[str, Callable[[bytes], str]]:
     import trafilatura
-    from gristmill.transforms.sources.html_text import html_to_text
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+
+    from gristmill.transforms.sources.html_text import html_to_text
 
     def resiliparse_default(data: bytes) -> str:
         return extract_plain_text(bytes_to_str(data, detect_encoding(data)), main_content=True)

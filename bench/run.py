@@ -27,7 +27,9 @@ def _job_throughput(corpus: Path, workers: int) -> dict:
     from gristmill.pipelines.job import run_job
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load(None, [f"runner.workers={workers}"], cli_sources=_cli_sources(corpus), output=tmp)
+        cfg = load(
+            None, [f"runner.workers={workers}"], cli_sources=_cli_sources(corpus), output=tmp
+        )
         started = time.perf_counter()
         manifest = run_job(cfg)
         elapsed = time.perf_counter() - started
@@ -72,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     corpus = Path(args.corpus)
     if not corpus.is_dir():
-        print(f"bench: {corpus} not found; the benchmarks read the real corpus there. Nothing measured.")
+        print(
+            f"bench: {corpus} not found; the benchmarks read the real corpus there. Nothing measured."
+        )
         return 0
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     results: dict = {"corpus": str(corpus), "cpu_count": os.cpu_count()}
@@ -95,7 +99,17 @@ def main(argv: list[str] | None = None) -> int:
             _table(
                 "Whole corpus job on Beam's FnApiRunner (all sources, read > normalize > quality > write)",
                 jobs,
-                ["workers", "inputs", "input_mb", "seconds", "mb_per_s", "mb_per_s_per_core", "documents", "drops", "dead_letters"],
+                [
+                    "workers",
+                    "inputs",
+                    "input_mb",
+                    "seconds",
+                    "mb_per_s",
+                    "mb_per_s_per_core",
+                    "documents",
+                    "drops",
+                    "dead_letters",
+                ],
             )
         )
         print()

@@ -69,8 +69,15 @@ def measure_stages(corpus: Path) -> list[dict]:
         d.text = normalize_text(d.text, params)
     elapsed = time.perf_counter() - started
     rows.append(
-        {"stage": "normalize", "input": "all read docs", "docs": len(docs), "mb": round(mb, 2),
-         "seconds": round(elapsed, 2), "mb_per_s_per_core": round(mb / elapsed, 2), "note": "text bytes"}
+        {
+            "stage": "normalize",
+            "input": "all read docs",
+            "docs": len(docs),
+            "mb": round(mb, 2),
+            "seconds": round(elapsed, 2),
+            "mb_per_s_per_core": round(mb / elapsed, 2),
+            "note": "text bytes",
+        }
     )
 
     from gristmill.transforms.quality import QualityFilter, QualityParams
@@ -85,8 +92,14 @@ def measure_stages(corpus: Path) -> list[dict]:
             kept += 1
     elapsed = time.perf_counter() - started
     rows.append(
-        {"stage": "quality", "input": "normalized docs", "docs": len(docs), "mb": round(mb, 2),
-         "seconds": round(elapsed, 2), "mb_per_s_per_core": round(mb / elapsed, 2),
-         "note": f"{kept} kept"}
+        {
+            "stage": "quality",
+            "input": "normalized docs",
+            "docs": len(docs),
+            "mb": round(mb, 2),
+            "seconds": round(elapsed, 2),
+            "mb_per_s_per_core": round(mb / elapsed, 2),
+            "note": f"{kept} kept",
+        }
     )
     return rows

@@ -11,15 +11,34 @@ from gristmill.pipelines.config import ConfigError, load
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gristmill", description="Raw text in, clean training data out.")
+    parser = argparse.ArgumentParser(
+        prog="gristmill", description="Raw text in, clean training data out."
+    )
     parser.add_argument("--version", action="version", version=f"gristmill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the corpus job")
-    run.add_argument("job", nargs="?", help="job file (YAML); optional when --source and --output are given")
-    run.add_argument("--source", action="append", default=[], metavar="KIND=PATH", help="add an input (kinds: books, articles, wiki, web, mail); repeatable")
+    run.add_argument(
+        "job", nargs="?", help="job file (YAML); optional when --source and --output are given"
+    )
+    run.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="KIND=PATH",
+        help="add an input (kinds: books, articles, wiki, web, mail); repeatable",
+    )
     run.add_argument("--output", help="release directory (overrides `output`)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. quality.enabled=false; repeatable")
-    run.add_argument("--workers", type=int, help="local worker processes (same as --set runner.workers=N)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. quality.enabled=false; repeatable",
+    )
+    run.add_argument(
+        "--workers", type=int, help="local worker processes (same as --set runner.workers=N)"
+    )
     run.add_argument("--verbose", action="store_true", help="show tracebacks and Beam's own logs")
     run.add_argument("--quiet", action="store_true", help="print only errors")
     return parser
@@ -29,19 +48,25 @@ def _summary(manifest: dict, output: str) -> str:
     lines = [f"release written to {output}"]
     for stage in manifest["stages"]:
         dropped = ", ".join(f"{r} {n}" for r, n in stage["dropped"].items()) or "none"
-        lines.append(f"  {stage['name']:<10} in {stage['in']:>7}  kept {stage['kept']:>7}  dropped: {dropped}")
+        lines.append(
+            f"  {stage['name']:<10} in {stage['in']:>7}  kept {stage['kept']:>7}  dropped: {dropped}"
+        )
     counts = manifest["counts"]
     lines.append(
         f"  documents {counts['documents']}, drops {counts['drops']}, dead letters {counts['dead_letters']}"
     )
     lines.append(f"  manifest: {output}/manifest.json")
-    lines.append(f"  documents: {output}/documents/   drops: {output}/drops/   dead letters: {output}/dead_letters/")
+    lines.append(
+        f"  documents: {output}/documents/   drops: {output}/drops/   dead letters: {output}/dead_letters/"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.ERROR, format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO if not args.quiet else logging.ERROR, format="%(message)s"
+    )
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         logging.getLogger("root").setLevel(logging.ERROR)
@@ -65,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.verbose:
             raise
-        print(f"gristmill: {type(err).__name__}: {err} (run with --verbose for the traceback)", file=sys.stderr)
+        print(
+            f"gristmill: {type(err).__name__}: {err} (run with --verbose for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -104,14 +104,21 @@ class JobConfig:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "mapping",
+    }.get(type(value), type(value).__name__)
 
 
 def _unknown(key: str, where: str, known: list[str]) -> ConfigError:
     hint = difflib.get_close_matches(key, known, n=1)
-    suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(sorted(known))})"
+    suggestion = (
+        f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(sorted(known))})"
+    )
     return ConfigError(f"{where}{key}: unknown key{suggestion}")
 
 
@@ -152,7 +159,9 @@ def _merge_section(name: str, given: Any, defaults: dict[str, Any]) -> dict[str,
 def _source(i: int, entry: Any, names: set[str]) -> SourceConfig:
     where = f"sources[{i}]"
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping with kind and paths, got {_type_name(entry)}")
+        raise ConfigError(
+            f"{where}: expected a mapping with kind and paths, got {_type_name(entry)}"
+        )
     for key in entry:
         if key not in ("name", "kind", "paths", "options"):
             raise _unknown(str(key), f"{where}.", ["name", "kind", "paths", "options"])
@@ -160,8 +169,14 @@ def _source(i: int, entry: Any, names: set[str]) -> SourceConfig:
     if kind not in SOURCE_KINDS:
         raise ConfigError(f"{where}.kind: must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
     name = entry.get("name", kind)
-    if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"{where}.name: expected a short name of letters, digits, - and _, got {name!r}")
+    if (
+        not isinstance(name, str)
+        or not name
+        or not name.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise ConfigError(
+            f"{where}.name: expected a short name of letters, digits, - and _, got {name!r}"
+        )
     if name in names:
         raise ConfigError(f"{where}.name: source {name!r} is defined twice")
     names.add(name)
@@ -178,9 +193,13 @@ def _source(i: int, entry: Any, names: set[str]) -> SourceConfig:
     for key, (typ, allowed, default) in known.items():
         value = options.get(key, default)
         if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
-            raise ConfigError(f"{where}.options.{key}: expected {typ.__name__}, got {_type_name(value)}")
+            raise ConfigError(
+                f"{where}.options.{key}: expected {typ.__name__}, got {_type_name(value)}"
+            )
         if allowed and value not in allowed:
-            raise ConfigError(f"{where}.options.{key}: must be one of {', '.join(allowed)}, got {value!r}")
+            raise ConfigError(
+                f"{where}.options.{key}: must be one of {', '.join(allowed)}, got {value!r}"
+            )
         merged[key] = value
     for key in options:
         if key not in known:
@@ -216,7 +235,8 @@ def validate(raw: Any) -> JobConfig:
     sources = [_source(i, e, names) for i, e in enumerate(entries)]
     full: dict[str, Any] = {
         "sources": [
-            {"name": s.name, "kind": s.kind, "paths": s.paths, "options": s.options} for s in sources
+            {"name": s.name, "kind": s.kind, "paths": s.paths, "options": s.options}
+            for s in sources
         ]
     }
     for key, default in DEFAULTS.items():
@@ -232,7 +252,9 @@ def validate(raw: Any) -> JobConfig:
         else:
             full[key] = _check_value(key, raw.get(key, default), default)
     if not full["output"]:
-        raise ConfigError("output: missing; name the release directory (output: DIR or --output DIR)")
+        raise ConfigError(
+            "output: missing; name the release directory (output: DIR or --output DIR)"
+        )
     return JobConfig(raw=full, sources=sources)
 
 
@@ -247,12 +269,16 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"--set {key}: value is not valid YAML ({err.__class__.__name__})") from None
+        raise ConfigError(
+            f"--set {key}: value is not valid YAML ({err.__class__.__name__})"
+        ) from None
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not an index of the list")
+                raise ConfigError(
+                    f"--set {key}: {'.'.join(parts[: i + 1])} is not an index of the list"
+                )
             node = node[int(part)]
             continue
         nxt = node.get(part)
@@ -270,7 +296,12 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         node[last] = value
 
 
-def load(path: str | None, overrides: list[str] = (), cli_sources: list[str] = (), output: str | None = None) -> JobConfig:
+def load(
+    path: str | None,
+    overrides: list[str] = (),
+    cli_sources: list[str] = (),
+    output: str | None = None,
+) -> JobConfig:
     raw: dict[str, Any] = {}
     if path:
         try:
@@ -287,11 +318,16 @@ def load(path: str | None, overrides: list[str] = (), cli_sources: list[str] = (
     for spec in cli_sources:
         kind, sep, pattern = spec.partition("=")
         if not sep or not pattern:
-            raise ConfigError(f"--source {spec}: expected KIND=PATH_OR_GLOB, e.g. books=corpus/*.txt")
+            raise ConfigError(
+                f"--source {spec}: expected KIND=PATH_OR_GLOB, e.g. books=corpus/*.txt"
+            )
         if kind not in SOURCE_KINDS:
             raise ConfigError(f"--source {spec}: kind must be one of {', '.join(SOURCE_KINDS)}")
         entries = raw.setdefault("sources", [])
-        existing = next((e for e in entries if isinstance(e, dict) and e.get("name", e.get("kind")) == kind), None)
+        existing = next(
+            (e for e in entries if isinstance(e, dict) and e.get("name", e.get("kind")) == kind),
+            None,
+        )
         if existing is None:
             entries.append({"kind": kind, "paths": [pattern]})
         else:

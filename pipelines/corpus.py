@@ -83,9 +83,9 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
             | f"Files/{source.name}" >> beam.Create(job.files[source.name])
             | f"Spread/{source.name}" >> beam.Reshuffle()
             | f"Read/{source.name}"
-            >> beam.ParDo(ReadFiles(source.name, reader_for(source.kind), source.options, limits)).with_outputs(
-                "drops", "dead", "inputs", main="docs"
-            )
+            >> beam.ParDo(
+                ReadFiles(source.name, reader_for(source.kind), source.options, limits)
+            ).with_outputs("drops", "dead", "inputs", main="docs")
         )
         docs_parts.append(out.docs)
         drops.append(out.drops)
@@ -101,6 +101,8 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
         read_drops | "CountRead/Dropped" >> beam.ParDo(CountDrops(READ_STAGE)),
     ]
     all_drops = [read_drops]
+    stage_files: list[beam.PCollection] = []
+    reports: list[beam.PCollection] = []
     for name, factory in STAGES:
         if not cfg.enabled(name):
             continue
@@ -108,17 +110,29 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
         docs = result.kept
         all_drops.append(result.drops)
         tallies.extend(result.tallies)
+        stage_files.extend(v for k, v in result.extras.items() if k == "files")
+        reports.extend(v for k, v in result.extras.items() if k == "report")
 
     root = cfg.output
     doc_files = docs | "WriteDocuments" >> WriteShardedParquet(
-        root, "documents/part", job.document_shards, tables.documents_table, lambda d: d.id, lambda d: d.id
+        root,
+        "documents/part",
+        job.document_shards,
+        tables.documents_table,
+        lambda d: d.id,
+        lambda d: d.id,
     )
     drop_files = (
         all_drops
         | "AllDrops" >> beam.Flatten()
         | "WriteDrops"
         >> WriteShardedParquet(
-            root, "drops/part", job.drop_shards, tables.drops_table, lambda d: d.id, lambda d: (d.id, d.stage)
+            root,
+            "drops/part",
+            job.drop_shards,
+            tables.drops_table,
+            lambda d: d.id,
+            lambda d: (d.id, d.stage),
         )
     )
     dead_files = (
@@ -135,9 +149,10 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
         )
     )
     totals = (
-        tallies
-        | "AllTallies" >> beam.Flatten()
-        | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
+        tallies | "AllTallies" >> beam.Flatten() | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
     )
-    files = (doc_files, drop_files, dead_files) | "AllFiles" >> beam.Flatten()
-    return {"totals": totals, "files": files, "inputs": input_stats}
+    files = (doc_files, drop_files, dead_files, *stage_files) | "AllFiles" >> beam.Flatten()
+    report = (
+        reports | "AllReports" >> beam.Flatten() if reports else p | "NoReports" >> beam.Create([])
+    )
+    return {"totals": totals, "files": files, "inputs": input_stats, "report": report, "docs": docs}

@@ -40,5 +40,8 @@ def run_job(cfg: JobConfig) -> dict[str, Any]:
         parts = corpus.build(p, cfg, job)
         release.write_summary(p, cfg.output, parts)
     elapsed = time.monotonic() - started
-    timings = {"elapsed_s": round(elapsed, 3), "input_mb_per_s": round(job.input_bytes / 1e6 / max(elapsed, 1e-9), 3)}
+    timings = {
+        "elapsed_s": round(elapsed, 3),
+        "input_mb_per_s": round(job.input_bytes / 1e6 / max(elapsed, 1e-9), 3),
+    }
     return release.finish(cfg, job.stages, timings)

@@ -60,15 +60,13 @@ class _WriteSummary(beam.DoFn):
     def __init__(self, root: str):
         self.root = root
 
-    def process(self, _, totals, files, inputs):
+    def process(self, _, totals, files, inputs, report):
         summary = {
+            "report": sorted([list(r) for r in report], key=lambda r: (r[0], r[1])),
             "totals": sorted([list(k), list(v)] for k, v in totals),
             "files": sorted((dataclasses.asdict(f) for f in files), key=lambda f: f["path"]),
             "inputs": sorted(
-                (
-                    {**dataclasses.asdict(s), "skipped": dict(s.skipped)}
-                    for s in inputs
-                ),
+                ({**dataclasses.asdict(s), "skipped": dict(s.skipped)} for s in inputs),
                 key=lambda s: (s["source"], s["path"]),
             ),
         }
@@ -83,7 +81,11 @@ def write_summary(p: beam.Pipeline, root: str, parts: dict[str, beam.PCollection
         | "SummaryTrigger" >> beam.Create([None])
         | "WriteSummary"
         >> beam.ParDo(
-            _WriteSummary(root), side(parts["totals"]), side(parts["files"]), side(parts["inputs"])
+            _WriteSummary(root),
+            side(parts["totals"]),
+            side(parts["files"]),
+            side(parts["inputs"]),
+            side(parts["report"]),
         )
     )
 
@@ -102,7 +104,9 @@ def check_accounting(stages: list[StageCounts], inputs: list[dict], files: list[
     """Every stage balances, each stage takes what the previous kept, and the tables agree."""
     records = sum(i["records"] for i in inputs)
     if stages and stages[0].docs_in != records:
-        raise AccountingError(f"read: {stages[0].docs_in} records counted in, inputs list {records}")
+        raise AccountingError(
+            f"read: {stages[0].docs_in} records counted in, inputs list {records}"
+        )
     for prev, cur in zip([None, *stages], stages, strict=False):
         if not cur.balanced():
             raise AccountingError(
@@ -115,7 +119,9 @@ def check_accounting(stages: list[StageCounts], inputs: list[dict], files: list[
         for kind in ("documents", "drops", "dead_letters")
     }
     if stages and rows["documents"] != stages[-1].kept:
-        raise AccountingError(f"documents: {rows['documents']} rows written, {stages[-1].kept} kept")
+        raise AccountingError(
+            f"documents: {rows['documents']} rows written, {stages[-1].kept} kept"
+        )
     dropped = sum(sum(s.dropped.values()) for s in stages)
     if rows["drops"] != dropped:
         raise AccountingError(f"drops: {rows['drops']} rows written, {dropped} counted")
@@ -151,8 +157,12 @@ def finish(cfg: JobConfig, stage_names: list[str], timings: dict[str, Any]) -> d
         "versions": versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    stage_reports: dict[str, dict] = {}
+    for stage, key, value in summary.get("report", []):
+        stage_reports.setdefault(stage, {})[key] = value
     report = {
         "stages": manifest["stages"],
+        "stage_reports": stage_reports,
         "counts": manifest["counts"],
         "timings": timings,
         "runner": cfg.raw["runner"],

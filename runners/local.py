@@ -11,7 +11,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 
-def local_runner(workers: int, extra_args: list[str] | None = None) -> tuple[FnApiRunner, PipelineOptions]:
+def local_runner(
+    workers: int, extra_args: list[str] | None = None
+) -> tuple[FnApiRunner, PipelineOptions]:
     if workers < 1:
         raise ValueError(f"runner.workers must be at least 1, got {workers}")
     mode = "in_memory" if workers == 1 else "multi_processing"

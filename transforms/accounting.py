@@ -27,6 +27,9 @@ class StageResult(NamedTuple):
     kept: beam.PCollection
     drops: beam.PCollection
     tallies: list[beam.PCollection]
+    # Optional outputs of a stage: "files" (FileInfo of files it wrote, listed in the manifest)
+    # and "report" ((stage, key, JSON value) rows for the run report).
+    extras: dict[str, beam.PCollection]
 
 
 def text_bytes(text: str) -> int:
@@ -70,7 +73,10 @@ class CountDrops(beam.DoFn):
 
 
 class Accounted(beam.PTransform):
-    """Applies `inner` (docs -> (kept, drops)) and counts in, kept and dropped around it."""
+    """Applies `inner` and counts in, kept and dropped around it.
+
+    `inner` maps documents to (kept, drops) or (kept, drops, extras) — see StageResult.
+    """
 
     def __init__(self, stage: str, inner: beam.PTransform):
         super().__init__()
@@ -79,10 +85,12 @@ class Accounted(beam.PTransform):
 
     def expand(self, docs):
         tally_in = docs | "CountIn" >> beam.ParDo(CountDocs(self.stage, IN))
-        kept, drops = docs | "Apply" >> self.inner
+        out = docs | "Apply" >> self.inner
+        kept, drops = out[0], out[1]
+        extras = out[2] if len(out) > 2 else {}
         tally_kept = kept | "CountKept" >> beam.ParDo(CountDocs(self.stage, KEPT))
         tally_drop = drops | "CountDropped" >> beam.ParDo(CountDrops(self.stage))
-        return StageResult(kept, drops, [tally_in, tally_kept, tally_drop])
+        return StageResult(kept, drops, [tally_in, tally_kept, tally_drop], dict(extras))
 
 
 class DocFilter(beam.DoFn):

@@ -95,5 +95,6 @@ class WriteShardedParquet(beam.PTransform):
             (keyed, every)
             | "Flatten" >> beam.Flatten()
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteShard(self.root, self.relprefix, n, self.to_table, self.sort_key))
+            | "Write"
+            >> beam.ParDo(_WriteShard(self.root, self.relprefix, n, self.to_table, self.sort_key))
         )

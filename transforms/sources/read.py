@@ -67,10 +67,14 @@ def match_inputs(patterns: Iterable[str]) -> list[MatchedFile]:
         pattern = given
         if _is_local_dir(pattern):
             pattern = pattern.rstrip("/") + "/**"
-        files = [m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")]
+        files = [
+            m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")
+        ]
         if not files and not GLOB_CHARS.search(pattern):  # a directory on an object store
             pattern = pattern.rstrip("/") + "/**"
-            files = [m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")]
+            files = [
+                m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")
+            ]
         if not files:
             raise NoMatch(given)
         prefixes.append(_static_prefix(pattern))
