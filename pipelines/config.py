@@ -32,7 +32,7 @@ SOURCE_OPTIONS: dict[str, dict[str, tuple[type, tuple | None, Any]]] = {
 GiB = 1 << 30
 MiB = 1 << 20
 
-# The defaults of every section but `sources` (a list) and `quality` (validated by its own params).
+# The defaults of the job's own sections; each stage module brings its section's (STAGE_SECTIONS).
 DEFAULTS: dict[str, Any] = {
     "output": None,
     "seed": 0,
@@ -41,17 +41,20 @@ DEFAULTS: dict[str, Any] = {
         "max_record_bytes": 256 * MiB,
         "on_invalid_utf8": "replace",
     },
-    "normalize": {
-        "enabled": True,
-        "fix_mojibake": True,
-        "nfc": True,
-        "strip_control": True,
-        "collapse_whitespace": True,
-    },
-    "quality": {"enabled": True},
     "shards": {"documents": 0, "target_bytes": 256 * MiB},
     "runner": {"profile": "local", "workers": 1},
 }
+
+
+def stage_sections() -> dict[str, Any]:
+    """Config section -> the stage module that owns it, in flow order."""
+    from gristmill.pipelines.corpus import STAGES, stage_module
+
+    sections: dict[str, Any] = {}
+    for _, section, path in STAGES:
+        sections.setdefault(section, stage_module(path))
+    return sections
+
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "read.on_invalid_utf8": ("replace", "dead_letter"),
@@ -144,6 +147,9 @@ def _check_value(path: str, value: Any, default: Any) -> Any:
 
 
 def _merge_section(name: str, given: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with what the job file gives, recursively, every value type-checked.
+
+    A default of None accepts any value (the owning module's `validate` checks it)."""
     if given is None:
         given = {}
     if not isinstance(given, dict):
@@ -152,7 +158,19 @@ def _merge_section(name: str, given: Any, defaults: dict[str, Any]) -> dict[str,
     for key, value in given.items():
         if key not in defaults:
             raise _unknown(str(key), f"{name}.", list(defaults))
-        merged[key] = _check_value(f"{name}.{key}", value, defaults[key])
+        default = defaults[key]
+        if isinstance(default, dict) and default:
+            merged[key] = _merge_section(f"{name}.{key}", value, default)
+        elif isinstance(default, list):
+            if not isinstance(value, list):
+                raise ConfigError(
+                    f"{name}.{key}: expected a list, got {_type_name(value)} {value!r}"
+                )
+            merged[key] = value
+        elif default is None or isinstance(default, dict):
+            merged[key] = value
+        else:
+            merged[key] = _check_value(f"{name}.{key}", value, default)
     return merged
 
 
@@ -207,24 +225,37 @@ def _source(i: int, entry: Any, names: set[str]) -> SourceConfig:
     return SourceConfig(name=name, kind=kind, paths=list(paths), options=merged)
 
 
-def _quality(given: dict[str, Any]) -> dict[str, Any]:
-    overrides = {k: v for k, v in given.items() if k != "enabled"}
-    if not overrides:
-        return given
-    from gristmill.transforms.quality import QualityParams
-
-    try:
-        QualityParams.from_dict(overrides)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"quality: {err}") from None
-    return given
+def _stage_section(key: str, given: Any, module: Any) -> dict[str, Any]:
+    defaults = module.DEFAULTS
+    if defaults.keys() == {"enabled"} and hasattr(module, "validate"):
+        # a section whose keys the module owns (e.g. quality thresholds): only `enabled` is ours
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {_type_name(given)}")
+        merged = {
+            **given,
+            "enabled": _check_value(
+                f"{key}.enabled", given.get("enabled", defaults["enabled"]), True
+            ),
+        }
+    else:
+        merged = _merge_section(key, given, defaults)
+    check = getattr(module, "validate", None)
+    if check is not None:
+        try:
+            check(merged)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{key}: {err}") from None
+    return merged
 
 
 def validate(raw: Any) -> JobConfig:
     """The whole job file, defaults filled in, or a ConfigError naming the first problem."""
     if not isinstance(raw, dict):
         raise ConfigError(f"job file: expected a mapping of sections, got {_type_name(raw)}")
-    known = ["sources", *DEFAULTS]
+    stages = stage_sections()
+    known = ["sources", *DEFAULTS, *stages]
     for key in raw:
         if key not in known:
             raise _unknown(str(key), "", known)
@@ -241,16 +272,11 @@ def validate(raw: Any) -> JobConfig:
     }
     for key, default in DEFAULTS.items():
         if isinstance(default, dict):
-            if key == "quality":
-                given = raw.get(key) or {}
-                if not isinstance(given, dict):
-                    raise ConfigError(f"quality: expected a mapping, got {_type_name(given)}")
-                enabled = _check_value("quality.enabled", given.get("enabled", True), True)
-                full[key] = {**_quality(given), "enabled": enabled}
-            else:
-                full[key] = _merge_section(key, raw.get(key), default)
+            full[key] = _merge_section(key, raw.get(key), default)
         else:
             full[key] = _check_value(key, raw.get(key, default), default)
+    for key, module in stages.items():
+        full[key] = _stage_section(key, raw.get(key), module)
     if not full["output"]:
         raise ConfigError(
             "output: missing; name the release directory (output: DIR or --output DIR)"

@@ -5,40 +5,46 @@ A new stage is one module in transforms/ and one entry in STAGES.
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import apache_beam as beam
 
 from gristmill.pipelines.config import JobConfig
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
-from gristmill.transforms.accounting import IN, Accounted, CountDocs, CountDrops, FilterStage
-from gristmill.transforms.normalize import Normalize, NormalizeParams
+from gristmill.transforms.accounting import IN, Accounted, CountDocs, CountDrops, StageContext
 from gristmill.transforms.sinks import WriteShardedParquet
 from gristmill.transforms.sources import reader_for
 from gristmill.transforms.sources.read import READ_STAGE, MatchedFile, ReadFiles, match_inputs
 
-
-def _normalize(cfg: JobConfig) -> beam.PTransform:
-    opts = {k: v for k, v in cfg.section("normalize").items() if k != "enabled"}
-    return FilterStage(Normalize(NormalizeParams(**opts)))
-
-
-def _quality(cfg: JobConfig) -> beam.PTransform:
-    from gristmill.transforms.quality import QualityFilter, QualityParams
-
-    opts = {k: v for k, v in cfg.section("quality").items() if k != "enabled"}
-    kinds = {s.name: s.kind for s in cfg.sources}
-    return FilterStage(QualityFilter(QualityParams.from_dict(opts), kinds))
-
-
-# Flow order. Each entry: (stage name = config section, factory of a docs -> (kept, drops) transform).
-STAGES: list[tuple[str, Callable[[JobConfig], beam.PTransform]]] = [
-    ("normalize", _normalize),
-    ("quality", _quality),
+# Flow order: (stage name, config section, module). The module follows the stage protocol of
+# transforms/accounting.py. A new stage is one module in transforms/ and one line here.
+STAGES: list[tuple[str, str, str]] = [
+    ("normalize", "normalize", "gristmill.transforms.normalize"),
+    ("quality", "quality", "gristmill.transforms.quality"),
 ]
+
+
+def stage_module(path: str) -> ModuleType:
+    return importlib.import_module(path)
+
+
+def stage_enabled(cfg: JobConfig, section: str, module: ModuleType) -> bool:
+    values = cfg.section(section)
+    check = getattr(module, "enabled", None)
+    return bool(check(values) if check else values.get("enabled", False))
+
+
+def enabled_stages(cfg: JobConfig) -> list[tuple[str, str, ModuleType]]:
+    out = []
+    for name, section, path in STAGES:
+        module = stage_module(path)
+        if stage_enabled(cfg, section, module):
+            out.append((name, section, module))
+    return out
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def plan(cfg: JobConfig) -> JobPlan:
     total = sum(f.size for group in files.values() for f in group)
     shards = cfg.section("shards")
     doc_shards = shards["documents"] or max(1, math.ceil(total / shards["target_bytes"]))
-    stages = [READ_STAGE] + [name for name, _ in STAGES if cfg.enabled(name)]
+    stages = [READ_STAGE] + [name for name, _, _ in enabled_stages(cfg)]
     return JobPlan(files, total, doc_shards, max(1, math.ceil(doc_shards / 16)), stages)
 
 
@@ -103,10 +109,11 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
     all_drops = [read_drops]
     stage_files: list[beam.PCollection] = []
     reports: list[beam.PCollection] = []
-    for name, factory in STAGES:
-        if not cfg.enabled(name):
-            continue
-        result = docs | name.capitalize() >> Accounted(name, factory(cfg))
+    kinds = {s.name: s.kind for s in cfg.sources}
+    for name, section, module in enabled_stages(cfg):
+        ctx = StageContext(stage=name, output=cfg.output, seed=cfg.raw["seed"], kinds=kinds)
+        transform = module.build(cfg.section(section), ctx)
+        result = docs | name.capitalize() >> Accounted(name, transform)
         docs = result.kept
         all_drops.append(result.drops)
         tallies.extend(result.tallies)

@@ -1,5 +1,10 @@
 """Every document that enters a stage leaves it kept or dropped, and both are counted.
 
+A stage module in transforms/ declares `SECTION` (its config section), `DEFAULTS` (that
+section's keys and default values, `enabled` among them), optionally `validate(section)`
+(raise ValueError naming the key) and `enabled(section)`, and `build(section, ctx)` returning
+a transform from documents to (kept, drops) or (kept, drops, extras).
+
 `Accounted` wraps any stage transform. It counts what goes in, what comes out kept and what
 comes out dropped, independently of the stage, as Beam counters (namespace = stage, name =
 `source.outcome`) and as tally records that the manifest adds up and checks.
@@ -21,6 +26,16 @@ IN, KEPT, DROPPED = "in", "kept", "dropped"
 # ((stage, source, outcome, reason), (documents, utf-8 bytes))
 TallyKey = tuple[str, str, str, str]
 Tally = tuple[TallyKey, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may know of the job beyond its own config section."""
+
+    stage: str
+    output: str  # the release root, on any Beam filesystem
+    seed: int
+    kinds: dict[str, str]  # source name -> source kind
 
 
 class StageResult(NamedTuple):

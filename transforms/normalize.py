@@ -13,9 +13,16 @@ from dataclasses import dataclass
 import ftfy
 
 from gristmill.schemas.records import Document
-from gristmill.transforms.accounting import DocFilter
+from gristmill.transforms.accounting import DocFilter, FilterStage, StageContext
 
-STAGE = "normalize"
+STAGE = SECTION = "normalize"
+DEFAULTS = {
+    "enabled": True,
+    "fix_mojibake": True,
+    "nfc": True,
+    "strip_control": True,
+    "collapse_whitespace": True,
+}
 
 # C0/C1 controls but tab and newline, and DEL; form feed and vertical tab become newlines.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
@@ -135,3 +142,9 @@ class Normalize(DocFilter):
         if not doc.text:
             return "empty", "no text after normalization"
         return None
+
+
+def build(section: dict, ctx: StageContext) -> FilterStage:
+    return FilterStage(
+        Normalize(NormalizeParams(**{k: v for k, v in section.items() if k != "enabled"}))
+    )

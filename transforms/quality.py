@@ -13,7 +13,7 @@ from apache_beam.metrics import Metrics
 
 from gristmill.schemas.records import Document
 from gristmill.transforms import quality_rules as rules
-from gristmill.transforms.accounting import DocFilter
+from gristmill.transforms.accounting import DocFilter, FilterStage, StageContext
 from gristmill.transforms.quality_rules import (
     C4Params,
     GopherQualityParams,
@@ -108,3 +108,16 @@ class QualityFilter(DocFilter):
                 )
             counter.inc(removed)
         return None
+
+
+SECTION = "quality"
+DEFAULTS: dict[str, Any] = {"enabled": True}  # thresholds: QualityParams, validated by from_dict
+
+
+def validate(section: dict) -> None:
+    QualityParams.from_dict({k: v for k, v in section.items() if k != "enabled"})
+
+
+def build(section: dict, ctx: StageContext) -> FilterStage:
+    params = QualityParams.from_dict({k: v for k, v in section.items() if k != "enabled"})
+    return FilterStage(QualityFilter(params, ctx.kinds))
