@@ -7,6 +7,10 @@ Prism binary. With workers > 1 the FnApiRunner starts that many SDK worker proce
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -17,6 +21,13 @@ def local_runner(
     if workers < 1:
         raise ValueError(f"runner.workers must be at least 1, got {workers}")
     mode = "in_memory" if workers == 1 else "multi_processing"
+    if workers > 1 and "PIPELINE_OPTIONS_FILE" not in os.environ:
+        # Worker processes take their log level only from this file (the FnApiRunner passes
+        # them no options); without it each logs its gRPC set-up at INFO on our stderr.
+        fd, path = tempfile.mkstemp(prefix="gristmill-worker-options-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"options": {"default_sdk_harness_log_level": "WARNING"}}, fh)
+        os.environ["PIPELINE_OPTIONS_FILE"] = path
     args = [
         f"--direct_num_workers={workers}",
         f"--direct_running_mode={mode}",
