@@ -62,7 +62,15 @@ def _summary(manifest: dict, output: str) -> str:
     return "\n".join(lines)
 
 
+class _QuietImports(logging.Filter):
+    """Beam warns at import time about optional GCP client libraries we do not use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
 def main(argv: list[str] | None = None) -> int:
+    logging.getLogger().addFilter(_QuietImports())
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if not args.quiet else logging.ERROR, format="%(message)s"

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from gristmill.runners.profiles import RUNNER_DEFAULTS, ProfileError, check_profile
+
 SOURCE_KINDS = ("books", "articles", "wiki", "web", "mail")
 
 # Options each source kind understands: name -> (type, allowed values or None, default).
@@ -42,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "on_invalid_utf8": "replace",
     },
     "shards": {"documents": 0, "target_bytes": 256 * MiB},
-    "runner": {"profile": "local", "workers": 1},
+    "runner": RUNNER_DEFAULTS,
 }
 
 
@@ -58,7 +60,6 @@ def stage_sections() -> dict[str, Any]:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "read.on_invalid_utf8": ("replace", "dead_letter"),
-    "runner.profile": ("local",),
 }
 MINIMUM: dict[str, int] = {
     "read.max_decompressed_bytes": 1,
@@ -277,6 +278,10 @@ def validate(raw: Any) -> JobConfig:
             full[key] = _check_value(key, raw.get(key, default), default)
     for key, module in stages.items():
         full[key] = _stage_section(key, raw.get(key), module)
+    try:
+        check_profile(full["runner"])
+    except ProfileError as err:
+        raise ConfigError(f"runner.{err}") from None
     if not full["output"]:
         raise ConfigError(
             "output: missing; name the release directory (output: DIR or --output DIR)"

@@ -10,7 +10,7 @@ import apache_beam as beam
 
 from gristmill.pipelines import corpus, release
 from gristmill.pipelines.config import ConfigError, JobConfig
-from gristmill.runners import runner_for
+from gristmill.runners import ProfileError, runner_for
 from gristmill.transforms.sources.read import NoMatch
 
 log = logging.getLogger("gristmill")
@@ -27,7 +27,10 @@ def run_job(cfg: JobConfig) -> dict[str, Any]:
     """Runs the whole job and returns the manifest it wrote."""
     started = time.monotonic()
     job = plan_or_explain(cfg)
-    runner, options = runner_for(cfg.section("runner"))
+    try:
+        runner, options = runner_for(cfg.section("runner"))
+    except ProfileError as err:
+        raise ConfigError(f"runner.{err}") from None
     release.clear(cfg.output)
     log.info(
         "gristmill: %d input files, %.1f MB, stages %s, %d document shards",

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.runners.runner import PipelineRunner
+from gristmill.runners.profiles import PROFILES, RUNNER_DEFAULTS, ProfileError, check_profile
 
-PROFILES = ("local",)
+if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import PipelineRunner
+
+__all__ = ["PROFILES", "RUNNER_DEFAULTS", "ProfileError", "check_profile", "runner_for"]
 
 
-def runner_for(profile: dict[str, Any]) -> tuple[PipelineRunner, PipelineOptions]:
-    name = profile.get("profile", "local")
-    if name == "local":
+def runner_for(section: dict[str, Any]) -> tuple[PipelineRunner | None, PipelineOptions]:
+    """(runner, options) for a validated runner section. None as runner: Beam picks it from
+    the options (--runner=...)."""
+    check_profile(section)
+    if section["profile"] == "local":
         from gristmill.runners.local import local_runner
 
-        return local_runner(int(profile.get("workers", 1)))
-    raise ValueError(f"runner.profile: unknown profile {name!r} (known: {', '.join(PROFILES)})")
+        return local_runner(
+            int(section.get("workers", 1)), [str(a) for a in section.get("args", [])]
+        )
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from gristmill.runners.packaging import build_wheel
+    from gristmill.runners.profiles import beam_args, reachable
+
+    if section["profile"] == "portable":
+        reachable(section["job_endpoint"])
+    packages = [build_wheel()] if section.get("package") == "wheel" else []
+    return None, PipelineOptions(beam_args(section, packages))

@@ -36,7 +36,7 @@ def test_defaults_filled_in():
     assert cfg.output == "out"
     assert [(s.name, s.kind, s.paths) for s in cfg.sources] == [("books", "books", ["books/*.txt"])]
     assert cfg.sources[0].options == {"strip_gutenberg": True}
-    assert cfg.raw["runner"] == {"profile": "local", "workers": 1}
+    assert cfg.raw["runner"]["profile"] == "local" and cfg.raw["runner"]["workers"] == 1
     assert cfg.enabled("normalize") and cfg.enabled("quality")
     assert cfg.raw["read"]["on_invalid_utf8"] == "replace"
 
@@ -193,7 +193,7 @@ def test_wrong_bool_source_option():
     ("raw", "key", "value"),
     [
         (minimal(read={"on_invalid_utf8": "drop"}), "read.on_invalid_utf8", "'drop'"),
-        (minimal(runner={"profile": "dataflow"}), "runner.profile", "'dataflow'"),
+        (minimal(runner={"profile": "nonesuch"}), "runner.profile", "'nonesuch'"),
         (
             {"sources": [{"kind": "videos", "paths": "a"}], "output": "o"},
             "sources[0].kind",
