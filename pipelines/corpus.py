@@ -16,7 +16,7 @@ from gristmill.pipelines.config import JobConfig
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
 from gristmill.transforms.accounting import IN, Accounted, CountDocs, CountDrops, StageContext
-from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.sinks import WritePartitionedParquet, WriteShardedParquet
 from gristmill.transforms.sources import reader_for
 from gristmill.transforms.sources.read import READ_STAGE, MatchedFile, ReadFiles, match_inputs
 
@@ -80,6 +80,14 @@ def _sum_pairs(pairs):
     return docs, nbytes
 
 
+def _doc_id(doc) -> str:
+    return doc.id
+
+
+def _lang_folder(doc) -> str:
+    return f"lang={doc.lang or 'und'}"
+
+
 def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCollection]:
     """Adds the whole job to `p`; returns the PCollections the release summary needs."""
     limits = cfg.section("read")
@@ -122,14 +130,19 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
         reports.extend(v for k, v in result.extras.items() if k == "report")
 
     root = cfg.output
-    doc_files = docs | "WriteDocuments" >> WriteShardedParquet(
+    doc_args = (
         root,
         "documents/part",
         job.document_shards,
         tables.documents_table,
-        lambda d: d.id,
-        lambda d: d.id,
+        _doc_id,
+        _doc_id,
     )
+    if cfg.enabled("langid") and cfg.section("langid").get("partition_output"):
+        doc_sink = WritePartitionedParquet(*doc_args, partition=_lang_folder)
+    else:
+        doc_sink = WriteShardedParquet(*doc_args)
+    doc_files = docs | "WriteDocuments" >> doc_sink
     drop_files = (
         all_drops
         | "AllDrops" >> beam.Flatten()

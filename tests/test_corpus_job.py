@@ -119,3 +119,17 @@ def test_two_workers_byte_identical(demo, tmp_path):
     m2 = (out2 / "manifest.json").read_text().splitlines()
     differing = [a for a, b in zip(m1, m2, strict=True) if a != b]
     assert len(differing) == 1 and "created_at" in differing[0]
+
+
+def test_language_partitioned_output(tmp_path, monkeypatch_module):
+    out = tmp_path / "parts"
+    cfg = load(str(DEMO), ["langid.partition_output=true", "quality.enabled=false"], output=str(out))
+    manifest = run_job(cfg)
+    folders = sorted(p.name for p in (out / "documents").iterdir())
+    assert "lang=en" in folders and "lang=fr" in folders
+    rows = 0
+    for part in (out / "documents").glob("lang=*/*.parquet"):
+        langs = set(pq.read_table(part, columns=["lang"]).column("lang").to_pylist())
+        assert langs == {part.parent.name.removeprefix("lang=")}
+        rows += pq.read_metadata(part).num_rows
+    assert rows == manifest["counts"]["documents"]

@@ -58,10 +58,15 @@ class _WriteShard(beam.DoFn):
         self.sort_key = sort_key
 
     def process(self, keyed):
-        index, items = keyed
+        key, items = keyed
+        partition, index = key if isinstance(key, tuple) else ("", key)
         rows = sorted((x for x in items if x is not None), key=self.sort_key)
         data = parquet_bytes(self.to_table(rows))
-        relpath = shard_name(self.relprefix, index, self.num_shards, ".parquet")
+        prefix = self.relprefix
+        if partition:
+            head, _, tail = prefix.rpartition("/")
+            prefix = f"{head}/{partition}/{tail}" if head else f"{partition}/{tail}"
+        relpath = shard_name(prefix, index, self.num_shards, ".parquet")
         write_bytes(posixpath.join(self.root, relpath), data)
         yield FileInfo(relpath, len(rows), len(data), hashlib.sha256(data).hexdigest())
 
@@ -94,6 +99,27 @@ class WriteShardedParquet(beam.PTransform):
         return (
             (keyed, every)
             | "Flatten" >> beam.Flatten()
+            | "Group" >> beam.GroupByKey()
+            | "Write"
+            >> beam.ParDo(_WriteShard(self.root, self.relprefix, n, self.to_table, self.sort_key))
+        )
+
+
+class WritePartitionedParquet(WriteShardedParquet):
+    """Like WriteShardedParquet, under one folder per partition (e.g. `documents/lang=en/`).
+
+    Partitions are not known before the run, so only non-empty (partition, shard) files exist.
+    """
+
+    def __init__(self, *args, partition: Callable[[Any], str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.partition = partition
+
+    def expand(self, rows):
+        n, key, part = self.num_shards, self.shard_key, self.partition
+        return (
+            rows
+            | "Key" >> beam.Map(lambda x: ((part(x), shard_of(key(x), n)), x))
             | "Group" >> beam.GroupByKey()
             | "Write"
             >> beam.ParDo(_WriteShard(self.root, self.relprefix, n, self.to_table, self.sort_key))
