@@ -26,6 +26,8 @@ STAGES: list[tuple[str, str, str]] = [
     ("normalize", "normalize", "gristmill.transforms.normalize"),
     ("langid", "langid", "gristmill.transforms.langid"),
     ("quality", "quality", "gristmill.transforms.quality"),
+    ("dedup_exact", "dedup", "gristmill.transforms.dedup_exact"),
+    ("dedup_near", "dedup", "gristmill.transforms.minhash"),
 ]
 
 

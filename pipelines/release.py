@@ -183,7 +183,17 @@ def clear(root: str) -> None:
     manifest = posixpath.join(root, MANIFEST)
     if FileSystems.exists(manifest):
         FileSystems.delete([manifest])
-    for sub in ("documents", "drops", "dead_letters", "_job", "reports"):
+    for sub in (
+        "documents",
+        "drops",
+        "dead_letters",
+        "_job",
+        "reports",
+        "index",
+        "pii",
+        "shards",
+        "tokenizer.json",
+    ):
         path = posixpath.join(root, sub)
         if FileSystems.exists(path):
             FileSystems.delete([path])

@@ -48,7 +48,7 @@ def test_every_source_yields_documents(demo):
 def test_stages_balance_and_chain(demo):
     _, manifest = demo
     names = [s["name"] for s in manifest["stages"]]
-    assert names == ["read", "normalize", "langid", "quality"]
+    assert names == ["read", "normalize", "langid", "quality", "dedup_exact", "dedup_near"]
     previous = None
     for stage in manifest["stages"]:
         assert stage["in"] == stage["kept"] + sum(stage["dropped"].values()), stage["name"]
