@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     results["langid"] = langid_bench.main(["--corpus", str(corpus)])
     print()
 
+    import mlm as mlm_bench
+
+    results["mlm"] = mlm_bench.main(["--corpus", str(corpus)])
+    print()
+
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

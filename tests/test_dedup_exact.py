@@ -168,7 +168,7 @@ def test_job_with_dedup_stages(tmp_path, with_dedup_stages):
     edited = (inputs / "macbeth.txt").read_text("utf-8").replace("Macbeth", "MacBeth", 40)
     (inputs / "macbeth-edited.txt").write_text(edited, "utf-8")
     out = tmp_path / "release"
-    manifest = run_corpus(out, [f"books={inputs}/*.txt"], ["dedup.near.max_rounds=3"])
+    manifest = run_corpus(out, [f"books={inputs}/*.txt"], ["dedup.near.max_rounds=2"])
     tables = check_release(out, manifest)
     names = [s["name"] for s in manifest["stages"]]
     assert names[-2:] == ["dedup_exact", "dedup_near"]

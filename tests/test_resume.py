@@ -27,7 +27,16 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "gristmill.pipelines.cli", "run", DEMO, "--output", str(out), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "gristmill.pipelines.cli",
+        "run",
+        DEMO,
+        "--output",
+        str(out),
+        "--quiet",
+    ]
 
 
 def test_killed_job_leaves_no_manifest_and_rerun_matches(tmp_path):
@@ -38,7 +47,9 @@ def test_killed_job_leaves_no_manifest_and_rerun_matches(tmp_path):
     resumed = tmp_path / "resumed"
     # a finished release first, so the killed run starts from complete-looking outputs
     subprocess.run(_cmd(resumed), cwd=ROOT, check=True, capture_output=True)
-    proc = subprocess.Popen(_cmd(resumed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(resumed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while (resumed / "manifest.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)  # the run removes the old manifest before it writes anything

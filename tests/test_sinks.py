@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import NO_QUALITY, check_release, read_rows, write
+from conftest import READ_ONLY, check_release, read_rows, write
 
 from gristmill.pipelines import cli
 from gristmill.schemas import tables
@@ -36,7 +36,7 @@ def two_runs(tmp_path_factory):
 
     first = root / "one"
     cfg = load(
-        None, [NO_QUALITY, f"shards.documents={SHARDS}"], cli_sources=sources, output=str(first)
+        None, [*READ_ONLY, f"shards.documents={SHARDS}"], cli_sources=sources, output=str(first)
     )
     run_job(cfg)
     second = root / "two"
@@ -45,7 +45,7 @@ def two_runs(tmp_path_factory):
         "--output",
         str(second),
         "--set",
-        NO_QUALITY,
+        *READ_ONLY,
         "--set",
         f"shards.documents={SHARDS}",
         "--workers",
@@ -139,7 +139,7 @@ def test_rerun_into_the_same_directory_leaves_no_stale_files(two_runs):
     for shards in (SHARDS, 1):
         cfg = load(
             None,
-            [NO_QUALITY, f"shards.documents={shards}"],
+            [*READ_ONLY, f"shards.documents={shards}"],
             cli_sources=_inputs(root / "in"),
             output=str(rerun),
         )

@@ -94,8 +94,10 @@ class ExactDedup(beam.PTransform):
         verdicts = (
             (winners, members) | "Join" >> JoinOneToMany() | "Verdicts" >> beam.FlatMap(_verdicts)
         )
-        hashes = members | "HashById" >> beam.Map(lambda kn: (kn[1][1], kn[0].hex()))
-        out = (docs, verdicts, hashes) | "Apply" >> ApplyVerdicts(STAGE, REASON)
+        joined = (docs, verdicts)
+        if params.index:  # the kept documents' hashes ride along to the index
+            joined += (members | "HashById" >> beam.Map(lambda kn: (kn[1][1], kn[0].hex())),)
+        out = joined | "Apply" >> ApplyVerdicts(STAGE, REASON)
         groups = winners | "Groups" >> beam.FlatMap(
             lambda kw: [("groups", 1)] if kw[1][1] > 1 else []
         )

