@@ -127,7 +127,15 @@ def test_two_workers_byte_identical(demo, tmp_path):
 def test_language_partitioned_output(tmp_path, monkeypatch_module):
     out = tmp_path / "parts"
     cfg = load(
-        str(DEMO), ["langid.partition_output=true", "quality.enabled=false"], output=str(out)
+        str(DEMO),
+        [
+            "langid.partition_output=true",
+            "quality.enabled=false",
+            "pii.enabled=false",
+            "mlm.enabled=false",
+            "tokenizer.enabled=false",
+        ],
+        output=str(out),
     )
     manifest = run_job(cfg)
     folders = sorted(p.name for p in (out / "documents").iterdir())
