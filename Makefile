@@ -12,12 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+TRAIN_STAMP := $(VENV)/.installed-train
+
+# The test suite also trains a tiny BERT from the shards: the `train` extra (CPU torch).
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
+	touch $(TRAIN_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/gristmill run sample/demo.yaml
 
-test: $(STAMP)
+test: $(TRAIN_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
