@@ -40,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="local worker processes (same as --set runner.workers=N)"
     )
     run.add_argument("--verbose", action="store_true", help="show tracebacks and Beam's own logs")
-    run.add_argument("--quiet", action="store_true", help="print only errors")
+    run.add_argument("--quiet", action="store_true", help="print only errors (no progress)")
+    run.add_argument(
+        "--progress",
+        choices=("auto", "rich", "plain", "off"),
+        default="auto",
+        help="live progress: a panel on a terminal, a line every 10 s otherwise (auto)",
+    )
     for name, help_text in (
         ("validate", "check a release against its manifest"),
         ("report", "rebuild reports/run.html of a release"),
@@ -112,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.job and not args.source:
                 raise ConfigError("run: give a job file, or --source KIND=PATH and --output DIR")
             cfg = load(args.job, overrides, args.source, args.output)
+            from gristmill.pipelines import progress
             from gristmill.pipelines.job import run_job
 
-            manifest = run_job(cfg)
+            show = "off" if args.quiet else args.progress
+            manifest = run_job(cfg, show=progress.display_mode(False) if show == "auto" else show)
             if not args.quiet:
                 print(_summary(manifest, cfg.output))
             return 0
@@ -124,10 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.verbose:
             raise
-        print(
-            f"gristmill: {type(err).__name__}: {err} (run with --verbose for the traceback)",
-            file=sys.stderr,
-        )
+        from gristmill.pipelines.errors import one_line
+
+        print(f"gristmill: {one_line(err)} (run with --verbose for the traceback)", file=sys.stderr)
         return 1
     return 0
 

@@ -13,6 +13,7 @@ from types import ModuleType
 import apache_beam as beam
 
 from gristmill.pipelines.config import JobConfig
+from gristmill.pipelines.report import AFTER, BEFORE, LengthHistogram
 from gristmill.pipelines.tokenizer import TrainingPlan, add_training_data, plan_training
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
@@ -130,7 +131,8 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
     ]
     all_drops = [read_drops]
     stage_files: list[beam.PCollection] = []
-    reports: list[beam.PCollection] = []
+    # document lengths as read and as kept, for the run report's before/after histograms
+    reports: list[beam.PCollection] = [docs | "CountRead/Lengths" >> LengthHistogram(BEFORE)]
     kinds = {s.name: s.kind for s in cfg.sources}
     for name, section, module in enabled_stages(cfg):
         ctx = StageContext(stage=name, output=cfg.output, seed=cfg.raw["seed"], kinds=kinds)
@@ -141,6 +143,7 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
         tallies.extend(result.tallies)
         stage_files.extend(v for k, v in result.extras.items() if k == "files")
         reports.extend(v for k, v in result.extras.items() if k == "report")
+    reports.append(docs | "Lengths/Documents" >> LengthHistogram(AFTER))
 
     training = add_training_data(
         p,

@@ -8,7 +8,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from gristmill.pipelines import corpus, release
+from gristmill.pipelines import corpus, progress, release
 from gristmill.pipelines.config import ConfigError, JobConfig
 from gristmill.runners import ProfileError, runner_for
 from gristmill.transforms.sources.read import NoMatch
@@ -23,8 +23,9 @@ def plan_or_explain(cfg: JobConfig) -> corpus.JobPlan:
         raise ConfigError(f"sources: {err} matches no file") from None
 
 
-def run_job(cfg: JobConfig) -> dict[str, Any]:
-    """Runs the whole job and returns the manifest it wrote."""
+def run_job(cfg: JobConfig, show: str = "off") -> dict[str, Any]:
+    """Runs the whole job and returns the manifest it wrote. `show`: the progress display
+    (rich | plain | off; see pipelines/progress.py); stage timings are collected either way."""
     started = time.monotonic()
     job = plan_or_explain(cfg)
     try:
@@ -39,7 +40,19 @@ def run_job(cfg: JobConfig) -> dict[str, Any]:
         " > ".join(job.stages),
         job.document_shards,
     )
-    with beam.Pipeline(runner=runner, options=options) as p:
+    runner_cfg = cfg.section("runner")
+    local = runner_cfg["profile"] == "local"  # live metrics come from the FnApiRunner only
+    per_source = {name: sum(f.size for f in files) for name, files in job.files.items()}
+    with (
+        progress.track(
+            job.stages,
+            per_source,
+            runner,
+            show if local else "off",
+            workers=int(runner_cfg.get("workers", 1)),
+        ) as tracker,
+        beam.Pipeline(runner=runner, options=options) as p,
+    ):
         parts = corpus.build(p, cfg, job)
         release.write_summary(p, cfg.output, parts)
     elapsed = time.monotonic() - started
@@ -47,4 +60,10 @@ def run_job(cfg: JobConfig) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 3),
         "input_mb_per_s": round(job.input_bytes / 1e6 / max(elapsed, 1e-9), 3),
     }
+    if local:
+        timings["stages"] = tracker.stage_seconds()
+        timings["stages_note"] = (
+            "execution seconds inside each stage's transforms, summed over workers; "
+            "write: grouping and writing the tables and training data"
+        )
     return release.finish(cfg, job.stages, timings)

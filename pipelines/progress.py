@@ -44,7 +44,15 @@ MSECS_URN = common_urns.monitoring_info_specs.PROCESS_BUNDLE_MSECS.spec.urn
 TAIL = "write"  # the phase after the last stage: grouping and writing the tables
 # Prior execution ms per MB of input, per phase (bench/progress.py prints them): only their
 # ratios matter, the speed is learned during the run. Stages not listed get DEFAULT_PRIOR.
-PRIOR_MS_PER_MB = {"read": 140.0, "normalize": 140.0, "langid": 75.0, "quality": 240.0}
+PRIOR_MS_PER_MB = {
+    "read": 140.0,
+    "normalize": 140.0,
+    "langid": 75.0,
+    "quality": 240.0,
+    "dedup_exact": 110.0,
+    "dedup_near": 100.0,
+    "pii": 350.0,  # fast mode; 210-370 seen on the same corpus: the content decides
+}
 DEFAULT_PRIOR = 150.0
 # Wall ms per MB kept of the tail, one worker / several (data crosses processes), same speed.
 TAIL_WALL_MS_PER_MB = {1: 70.0, 2: 110.0}
@@ -236,6 +244,8 @@ def phase_of(transform: str, stages: list[str]) -> str:
     top = transform.split("/", 1)[0].lower()
     if top in ("files", "spread", "read", "countread"):
         return "read"
+    if top.startswith("tokenizer") or top == "mlm":  # training data, after the stages
+        return "tokenizer" if top.startswith("tokenizer") else "mlm"
     return top if top in stages else TAIL
 
 
@@ -474,7 +484,7 @@ class Tracker:
         for transform, ms in self.metrics.snapshot().msecs.items():
             phase = phase_of(transform, self.shape.stages)
             per[phase] = per.get(phase, 0.0) + ms / 1000.0
-        order = [*self.shape.stages, TAIL]
+        order = [*self.shape.stages, "tokenizer", "mlm", TAIL]
         return {p: round(per[p], 3) for p in order if p in per}
 
 

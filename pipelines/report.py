@@ -297,7 +297,9 @@ def _tokens(d: dict) -> str:
         parts.append(
             ch.table(
                 [f"{stage}: tokenizer", "value"],
-                sorted((k, json.dumps(v)) for k, v in info.items()),
+                sorted(
+                    (k, json.dumps(v) if isinstance(v, dict | list) else v) for k, v in info.items()
+                ),
             )
         )
     splits = {k[6:]: v for _, k, v in _rows(d, lambda k: k.startswith("split:"))}
@@ -322,7 +324,9 @@ def _shards(d: dict) -> str:
     }
     by_dir: dict[str, list[dict]] = {}
     for o in outputs:
-        by_dir.setdefault(o["path"].split("/", 1)[0] if "/" in o["path"] else ".", []).append(o)
+        by_dir.setdefault(
+            o["path"].split("/", 1)[0] if "/" in o["path"] else "(top level)", []
+        ).append(o)
     summary = (
         (k, len(v), ch.count(sum(o["rows"] for o in v)), ch.size(sum(o["bytes"] for o in v)))
         for k, v in sorted(by_dir.items())

@@ -13,7 +13,6 @@ import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from conftest import check_release, run_corpus
 
-from gristmill.pipelines import corpus
 from gristmill.schemas.records import Document
 from gristmill.transforms import dedup_exact
 from gristmill.transforms.accounting import Accounted, StageContext
@@ -144,31 +143,18 @@ def test_index_holds_kept_documents(exact):
 # ---- both dedup stages in the whole job ---------------------------------------------------------
 
 
-@pytest.fixture
-def with_dedup_stages(monkeypatch):
-    stages = [s for s in corpus.STAGES if not s[0].startswith("dedup")]
-    monkeypatch.setattr(
-        corpus,
-        "STAGES",
-        [
-            *stages,
-            ("dedup_exact", "dedup", "gristmill.transforms.dedup_exact"),
-            ("dedup_near", "dedup", "gristmill.transforms.minhash"),
-        ],
-    )
-
-
-def test_job_with_dedup_stages(tmp_path, with_dedup_stages):
+def test_job_with_dedup_stages(tmp_path):
     books = ROOT / "sample" / "books"
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for name in ("hamlet", "macbeth", "tempest"):
+    for name in ("hamlet", "macbeth", "sonnets"):
         (inputs / f"{name}.txt").write_text((books / f"{name}.txt").read_text("utf-8"), "utf-8")
     (inputs / "hamlet-copy.txt").write_text((inputs / "hamlet.txt").read_text("utf-8"), "utf-8")
     edited = (inputs / "macbeth.txt").read_text("utf-8").replace("Macbeth", "MacBeth", 40)
     (inputs / "macbeth-edited.txt").write_text(edited, "utf-8")
     out = tmp_path / "release"
-    manifest = run_corpus(out, [f"books={inputs}/*.txt"], ["dedup.near.max_rounds=2"])
+    sets = ["dedup.enabled=true", "dedup.near.max_rounds=2"]
+    manifest = run_corpus(out, [f"books={inputs}/*.txt"], sets)
     tables = check_release(out, manifest)
     names = [s["name"] for s in manifest["stages"]]
     assert names[-2:] == ["dedup_exact", "dedup_near"]
@@ -198,7 +184,7 @@ def test_job_with_dedup_stages(tmp_path, with_dedup_stages):
     }
 
 
-def test_config_errors_name_the_key(with_dedup_stages, tmp_path):
+def test_config_errors_name_the_key(tmp_path):
     from gristmill.pipelines.config import ConfigError, load
 
     source = [f"books={ROOT}/sample/books/hamlet.txt"]

@@ -103,6 +103,19 @@ def test_every_entity_type_is_found_and_replaced(fast, full):
     assert out[KEPT][0].meta["pii"]["IP_ADDRESS"] == 2
 
 
+def test_addresses_presidio_misses_in_real_mail(fast):
+    """List-archive shortened addresses and an address in a URL query (forms from real mail)."""
+    text = (
+        '--- In forteana@y..., "D.M." <dmcmann@b...> wrote: see '
+        "<ADDRESS>:81/li/gg/unsubscriber.asp?userid=zzzz@spamassassin.taint.org today"
+    )
+    hits = [h for h in fast.scan_many([text], ["en"], ner=False)[0].hits]
+    for address in ("forteana@y...", "dmcmann@b...", "zzzz@spamassassin.taint.org"):
+        at = text.index(address)
+        assert any(h.start <= at and at + len(address) <= h.end for h in hits), address
+    assert not fast.scan_many(["see icon@2x.png"], ["en"], ner=False)[0].hits
+
+
 @pytest.mark.parametrize(
     ("operator", "expect"),
     [

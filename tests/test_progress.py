@@ -162,6 +162,8 @@ def test_transform_labels_map_to_phases():
     assert phase_of("Normalize/Apply/Check", stages) == "normalize"
     assert phase_of("Dedup_near/Apply/MinHash", stages) == "dedup_near"
     assert phase_of("WriteDocuments/Write", stages) == "write"
+    assert phase_of("TokenizerInfo", stages) == "tokenizer"
+    assert phase_of("Mlm/Shards/Write", stages) == "mlm"
 
 
 def test_display_mode():

@@ -45,7 +45,7 @@ FLAGS = [
     "--hide-scrollbars",
     "--remote-debugging-pipe",
 ]
-CHART_PROBE = """JSON.stringify([...document.querySelectorAll('svg.chart')].map(s => {
+CHART_PROBE = """JSON.stringify([...document.querySelectorAll('svg')].map(s => {
   const box = s.getBoundingClientRect();
   const bars = [...s.querySelectorAll('rect')].filter(r => r.getBoundingClientRect().width > 0);
   return {width: box.width, height: box.height, bars: bars.length};
@@ -219,6 +219,8 @@ def test_privacy_report_renders_offline(demo, tmp_path):
     if not page.exists():
         pytest.skip("the demo release has no reports/privacy.html (the PII stage did not run)")
     seen = render(page, tmp_path, ARTIFACTS / "privacy.png")
+    drawn = [c for c in seen["charts"] if c["width"] > 50 and c["bars"] > 0]
+    assert drawn, seen["charts"]  # the findings per entity type, at least
     assert seen["requests"] == [page.as_uri()]
     assert seen["netlog"] == []
 

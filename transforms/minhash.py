@@ -21,8 +21,10 @@ per token or shingle:
   shingle hashes (tested); the min over shingles runs in chunks of (num_perm x 4096);
 - a bottom-k sketch (the `verify_k` smallest distinct shingle hashes) for verification: it
   estimates Jaccard with less noise than the 128 minima (exactly, when both documents have at
-  most k distinct shingles), so pairs near the threshold are judged right: on bench/dedup.py's set
-  verification by the MinHash estimate kept 92.5% correct pairs, by the bottom-512 sketch 99.4%.
+  most k distinct shingles), so pairs near the threshold are judged right: on bench/dedup.py's
+  set, 92.5% of the pairs that passed verification by the MinHash estimate had a true Jaccard of
+  at least 0.8, against 98.9% of the pairs this stage asserts (and no true pair of 0.85 or more
+  lost to verification).
 Documents longer than `SEGMENT_CHARS` are signed in overlapping segments and merged.
 
 The Beam side: each document emits one (band, bucket) key per band; a bucket's members become

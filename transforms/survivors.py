@@ -1,4 +1,5 @@
-"""What the dedup stages share: applying verdicts to documents, and the report of what was removed.
+"""What the dedup stages share: applying verdicts to documents, the report of what was removed,
+and the tables of the release's index/ files.
 
 A verdict is `(doc_id, (survivor_id, detail))` for a document that leaves the flow. Verdicts
 reach their documents through one Beam join keyed by document id, so a group holds one document
@@ -252,7 +253,8 @@ def detail(**fields) -> str:
 
 
 def index_meta(params: DedupParams) -> dict[bytes, bytes]:
-    """What a later run needs to make comparable signatures and bands."""
+    """What a later run needs to make comparable signatures and bands (Parquet schema metadata
+    `gristmill.minhash`); band buckets are `minhash.band_keys` of the signature."""
     near = params.near
     meta = {
         "scheme": "gristmill-minhash-1 (datasketch affine32 permutations)",
@@ -260,6 +262,8 @@ def index_meta(params: DedupParams) -> dict[bytes, bytes]:
         "seed": params.seed,
         "ngram": near.ngram,
         "char_ngram": near.char_ngram,
+        "char_ngram_langs": list(near.char_ngram_langs),
+        "char_ngram_script_share": near.char_ngram_script_share,
         "bands": near.bands,
         "rows": near.rows,
         "threshold": params.threshold,
