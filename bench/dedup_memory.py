@@ -105,13 +105,14 @@ def child(path: str, mode: str, job: str) -> None:
         beam.Pipeline(runner=FnApiRunner(), options=options) as p,
     ):
         docs = p | beam.io.ReadFromText(path) | beam.Map(parse)
-        kept, _, _ = docs | "Exact" >> dedup_exact.build(
-            section, StageContext("dedup_exact", tmp, 0, {})
-        )
-        kept2, _, _ = kept | "Near" >> minhash.build(
-            section, StageContext("dedup_near", tmp, 0, {})
-        )
-        kept2 | beam.combiners.Count.Globally() | beam.Map(save)
+        if job == "control":
+            kept = docs | beam.Map(lambda d: (d.id, d)) | beam.GroupByKey() | beam.Values()
+        else:
+            ctx = StageContext("dedup_exact", tmp, 0, {})
+            kept, _, _ = docs | "Exact" >> dedup_exact.build(section, ctx)
+            ctx = StageContext("dedup_near", tmp, 0, {})
+            kept, _, _ = kept | "Near" >> minhash.build(section, ctx)
+        kept | beam.combiners.Count.Globally() | beam.Map(save)
     print(
         json.dumps(
             {

@@ -124,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     results["langid"] = langid_bench.main(["--corpus", str(corpus)])
     print()
 
+    import dedup as dedup_bench
+    import dedup_memory
+
+    results["dedup"] = dedup_bench.main(["--corpus", str(corpus)])
+    results["dedup_memory"] = dedup_memory.main(["--corpus", str(corpus)])
+    print()
+
     import mlm as mlm_bench
 
     results["mlm"] = mlm_bench.main(["--corpus", str(corpus)])

@@ -13,6 +13,7 @@ from gristmill.transforms.components import (
     BucketEdges,
     ConnectedComponents,
     JoinOneToMany,
+    ValuesOfEndpoints,
 )
 
 # Collected outputs: module-level, so the in-process runner appends to this very dict.
@@ -120,7 +121,9 @@ def joined():
         collect((one, many) | JoinOneToMany(), "join")
         edges = p | "Edges" >> beam.Create([((0, "a"), (0, "b")), ((0, "a"), (0, "zz"))])
         collect((edges, one) | AttachEndpoints("test", lambda n: n[1]), "attach")
-    return {k: SINK.get(k, []) for k in ("join", "attach")}
+        more = p | "More" >> beam.Create([("a", 1), ("b", 2), ("unused", 3)])
+        collect((edges, more) | ValuesOfEndpoints(lambda n: n[1]), "used")
+    return {k: SINK.get(k, []) for k in ("join", "attach", "used")}
 
 
 def test_join_one_to_many(joined):
@@ -129,3 +132,7 @@ def test_join_one_to_many(joined):
 
 def test_attach_endpoints_skips_edges_without_values(joined):
     assert joined["attach"] == [((0, "a"), (0, "b"), 1, 2)]
+
+
+def test_values_of_endpoints_keeps_only_nodes_in_edges(joined):
+    assert sorted(joined["used"]) == [("a", 1), ("b", 2)]

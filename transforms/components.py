@@ -1,4 +1,5 @@
-"""Graph steps in Beam: a lazy one-to-many join, edge endpoint attributes, connected components.
+"""Graph steps in Beam: a lazy one-to-many join, edge endpoint values, bucket edges, connected
+components.
 
 Nothing here collects a graph, a component or a node's neighbourhood in a Python structure: every
 grouped iterable is read in at most two streaming passes (a Beam grouped iterable may be read more
@@ -59,6 +60,50 @@ class JoinOneToMany(beam.PTransform):
             | "Flatten" >> beam.Flatten()
             | "Group" >> beam.GroupByKey()
             | "Emit" >> beam.ParDo(_EmitJoined())
+        )
+
+
+class _Used(beam.DoFn):
+    """(key, [(ONE, value) x0..1, (MANY, None) x n]) -> (key, value) when n > 0; one pass."""
+
+    def process(self, keyed):
+        key, values = keyed
+        value, used = None, False
+        for tag, item in values:
+            if tag == ONE:
+                value = item
+            else:
+                used = True
+            if used and value is not None:
+                yield key, value
+                return
+
+
+class ValuesOfEndpoints(beam.PTransform):
+    """Edges (a, b) + node values (id_of(node), value) -> the values of nodes in some edge.
+
+    Run once before the joins of AttachEndpoints, it makes them shuffle the values of candidate
+    nodes only, where every node's value would cross the wire in each join otherwise."""
+
+    def __init__(self, id_of: Callable[[Any], Any]):
+        super().__init__()
+        self.id_of = id_of
+
+    def expand(self, pcolls):
+        edges, values = pcolls
+        id_of = self.id_of
+        return (
+            (
+                values | "TagValues" >> beam.Map(_tag(ONE)),
+                edges
+                | "Mentions"
+                >> beam.FlatMap(
+                    lambda e: [(id_of(e[0]), (MANY, None)), (id_of(e[1]), (MANY, None))]
+                ),
+            )
+            | "Flatten" >> beam.Flatten()
+            | "Group" >> beam.GroupByKey()
+            | "Used" >> beam.ParDo(_Used())
         )
 
 

@@ -55,6 +55,7 @@ from gristmill.transforms.components import (
     AttachEndpoints,
     BucketEdges,
     ConnectedComponents,
+    ValuesOfEndpoints,
 )
 from gristmill.transforms.dedup_params import DedupParams, NearParams
 from gristmill.transforms.sinks import WriteShardedParquet
@@ -537,6 +538,10 @@ class NearDedup(beam.PTransform):
         )
         edges = candidates
         counts = [candidates | "CountCandidates" >> beam.Map(lambda _: ("candidate_pairs", 1))]
+        # only candidates' sketches travel on: every node of a verified edge or cluster is one
+        scored_by = (candidates, scored_by) | "CandidateSketches" >> ValuesOfEndpoints(
+            lambda n: n[1]
+        )
         if near.verify:
             edges = (
                 (candidates, scored_by)

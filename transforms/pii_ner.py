@@ -5,11 +5,16 @@ The model is loaded with only the components its `ner` needs (in the `en_core_we
 model whose `ner` listens to a shared tok2vec or transformer keeps that one).
 
 English PERSON and LOCATION entities contain a capitalised word. NER runs on windows of
-`window_chars` characters either side of each capitalised word that is not a stop word (an
-all-capitals two-letter word such as "US" counts), so sentences made only of common words are
-never fed to the model; the windows of one document are joined with a blank line into pieces of
-at most `chunk_chars` (well within spaCy's `max_length`, whatever the document's length) and
-all pieces of a batch go through one `nlp.pipe`. The entities become presidio NlpArtifacts
+`window_chars` characters (widened to whole words) either side of each capitalised word that is
+not a stop word (an all-capitals two-letter word such as "US" counts), so text made only of
+common words never reaches the model. Measured on 150 KB each of SOTU addresses, books and
+mail with the default 10 characters: the model sees 26 %, 31 % and 47 % of the text and the
+windows keep 99.4 %, 97 % and 93 % of the entities whole-document NER finds; the ones lost are
+almost all the model's own mistakes on lower-case words ("turkey", "n't"), and names written in
+lower case, which are not looked for. The windows of one document are joined with a blank line
+into pieces of at most `chunk_chars` (well within spaCy's `max_length`, whatever the document's
+length) and all pieces of a batch go through one `nlp.pipe`; NER output does not depend on how
+documents are batched. The entities become presidio NlpArtifacts
 through presidio's own `SpacyNlpEngine` conversion, and presidio's `SpacyRecognizer` turns them
 into results.
 """

@@ -1,10 +1,15 @@
 """Which presidio recognizers find which entity, grouped by the pre-screen group that feeds them.
 
 Each pre-screened group runs presidio's own recognizer for its entity. The e-mail group also
-runs `EmailFallbackRecognizer`, a presidio PatternRecognizer for two forms presidio's
-EmailRecognizer misses in real mail: an address inside a URL query (presidio's local-part class
-takes in the URL path, and the whole then fails its domain check), and the shortened addresses
-of list archives (`name@d...`), whose local part still names a person.
+runs `EmailFallbackRecognizer`, a presidio PatternRecognizer for address forms presidio's
+EmailRecognizer misses in real mail, each of which still names a person:
+
+- an address inside a URL query (presidio's local-part class takes in the URL path, and the
+  whole then fails its domain check): found whole, score 1.0 when the domain has a public suffix;
+- an address whose domain has no public suffix: anti-spam suffixes (`name@host.com.nospam`),
+  internal hosts, text glued on (`name@lists.example.nethttps`): score 0.4, which the default
+  threshold keeps; image names such as `icon@2x.png` are not addresses and are left alone;
+- the shortened addresses of list archives (`name@d...`): score 0.5.
 """
 
 from __future__ import annotations
@@ -12,6 +17,33 @@ from __future__ import annotations
 from typing import Any
 
 from gristmill.transforms import pii_prescreen as pre
+
+FILE_SUFFIXES = frozenset(
+    [
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "svg",
+        "webp",
+        "bmp",
+        "ico",
+        "tif",
+        "tiff",
+        "css",
+        "js",
+        "mjs",
+        "json",
+        "html",
+        "htm",
+        "php",
+        "asp",
+        "aspx",
+        "jsp",
+        "txt",
+        "pdf",
+    ]
+)
 
 
 def email_fallback_recognizer():
@@ -21,13 +53,21 @@ def email_fallback_recognizer():
     class EmailFallbackRecognizer(PatternRecognizer):
         def validate_result(self, pattern_text: str):
             if pattern_text.endswith("..."):
-                return None  # keeps the pattern's score
+                return None  # shortened: keeps the pattern's score
             domain = pattern_text.rsplit("@", 1)[-1]
-            return tldextract.extract(domain).fqdn != ""
+            if tldextract.extract(domain).fqdn:
+                return True
+            if domain.rsplit(".", 1)[-1].lower() in FILE_SUFFIXES:
+                return False
+            return None
 
     patterns = [
-        Pattern("email in a URL query", r"(?<=[=/?&:])[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", 0.5),
-        Pattern("shortened email", r"(?<![\w.+-])[\w.+-]*\w@[\w-]+\.{3}", 0.5),
+        Pattern(
+            "email, any domain",
+            r"(?<![\w.+-])[\w.+-]*\w@[\w-]+(?:\.[\w-]+)*\.[A-Za-z_][\w-]*\b",
+            0.4,
+        ),
+        Pattern("email, domain cut short", r"(?<![\w.+-])[\w.+-]*\w@[\w-]+\.{3}", 0.5),
     ]
     return EmailFallbackRecognizer(
         supported_entity="EMAIL_ADDRESS",
@@ -61,8 +101,12 @@ def group_recognizers(entities, phone_regions) -> dict[str, list[Any]]:
 
 
 def _predefined():
+    import logging
+
     from presidio_analyzer import PatternRecognizer
     from presidio_analyzer.recognizer_registry import RecognizerRegistry
+
+    logging.getLogger("presidio-analyzer").setLevel(logging.CRITICAL + 1)
 
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"])
