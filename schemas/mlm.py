@@ -61,7 +61,7 @@ def mlm_schema(seq_len: int, vocab_size: int, meta: dict[str, Any], labels: bool
 
 
 def numpy_dtypes(schema: pa.Schema) -> dict[str, np.dtype]:
-    return {f.name: np.dtype(f.type.value_type.to_pandas_dtype()) for f in schema}
+    return {f.name: np.dtype(str(f.type.value_type)) for f in schema}
 
 
 def mlm_table(columns: dict[str, np.ndarray], schema: pa.Schema) -> pa.Table:
