@@ -179,12 +179,15 @@ class ReportRows(beam.PTransform):
             | "Sources" >> beam.CombineGlobally(SummariseSources())
             | "SourcesRow" >> beam.Map(lambda v: (STAGE, "sources", v))
         )
-        picked = (
-            examples
-            | "TopExamples" >> beam.combiners.Top.SmallestPerKey(self.k)
-            | "ExamplesList" >> beam.combiners.ToList()
-            | "ExamplesRow" >> beam.Map(lambda rows: (STAGE, "examples", _examples_dict(rows)))
-        )
+        if self.k:
+            picked = (
+                examples
+                | "TopExamples" >> beam.combiners.Top.SmallestPerKey(self.k)
+                | "ExamplesList" >> beam.combiners.ToList()
+                | "ExamplesRow" >> beam.Map(lambda rows: (STAGE, "examples", _examples_dict(rows)))
+            )
+        else:
+            picked = p | "NoExamples" >> beam.Create([(STAGE, "examples", {})])
         settings = dict(self.residual)
         resid = (
             residual
