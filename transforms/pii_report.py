@@ -179,15 +179,12 @@ class ReportRows(beam.PTransform):
             | "Sources" >> beam.CombineGlobally(SummariseSources())
             | "SourcesRow" >> beam.Map(lambda v: (STAGE, "sources", v))
         )
-        if self.k:
-            picked = (
-                examples
-                | "TopExamples" >> beam.combiners.Top.SmallestPerKey(self.k)
-                | "ExamplesList" >> beam.combiners.ToList()
-                | "ExamplesRow" >> beam.Map(lambda rows: (STAGE, "examples", _examples_dict(rows)))
-            )
-        else:
-            picked = p | "NoExamples" >> beam.Create([(STAGE, "examples", {})])
+        picked = (
+            examples
+            | "TopExamples" >> beam.combiners.Top.SmallestPerKey(self.k)
+            | "ExamplesList" >> beam.combiners.ToList()
+            | "ExamplesRow" >> beam.Map(lambda rows: (STAGE, "examples", _examples_dict(rows)))
+        )
         settings = dict(self.residual)
         resid = (
             residual
