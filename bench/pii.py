@@ -216,7 +216,8 @@ def measure_mail(fast, mail: list[str]) -> dict:
     from gristmill.transforms.pii_scrub import Scrubber, operator_config
 
     scrubber = Scrubber({}, operator_config("replace", {}, b"bench"))
-    scans = fast.scan_many(mail, ["en"] * len(mail), ner=False)
+    fast._phone_cache.clear()
+    seconds, _, scans = cpu(lambda: fast.scan_many(mail, ["en"] * len(mail), ner=False))
     addresses = missed = 0
     per_type: dict[str, int] = {}
     missed_domains: dict[str, int] = {}
@@ -239,6 +240,7 @@ def measure_mail(fast, mail: list[str]) -> dict:
         "scrubbed": addresses - missed,
         "left": missed,
         "left_by_tld": dict(sorted(missed_domains.items(), key=lambda kv: -kv[1])[:10]),
+        "fast_mb_per_cpu_s": round(mb / seconds, 3),
         "findings_per_type": dict(sorted(per_type.items())),
         "findings_per_mb": {k: round(v / mb, 1) for k, v in sorted(per_type.items())},
     }
@@ -288,8 +290,8 @@ def measure_speed(
         {
             "engine": name,
             "mb": round(mb_ner if name == "full (large)" else sizes[name.split("(")[1][:-1]], 3),
-            "mb_per_cpu_s": round(c, 3),
-            "mb_per_wall_s": round(w, 3),
+            "kb_per_cpu_s": round(c * 1000, 1),
+            "kb_per_wall_s": round(w * 1000, 1),
         }
         for name, (c, w) in best.items()
     ]
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(
         _table(
-            f"Speed, MB per CPU-second (presidio on a {results['speed']['subset_mb']} MB subset; ours on it and on more)",
+            f"Speed, KB per CPU-second (presidio on a {results['speed']['subset_mb']} MB subset; ours on it and on more)",
             results["speed"]["rows"],
         )
     )
@@ -383,7 +385,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["mail"] = measure_mail(fast, mail)
     m = results["mail"]
     print(
-        f"SpamAssassin bodies: {m['messages']} messages, {m['mb']} MB; addresses {m['addresses']}, scrubbed {m['scrubbed']}, left {m['left']} {m['left_by_tld']}"
+        f"SpamAssassin bodies: {m['messages']} messages, {m['mb']} MB (fast: {m['fast_mb_per_cpu_s']} MB/s/core); addresses {m['addresses']}, scrubbed {m['scrubbed']}, left {m['left']} {m['left_by_tld']}"
     )
     print(
         _table(

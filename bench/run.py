@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     results["dedup_memory"] = dedup_memory.main(["--corpus", str(corpus)])
     print()
 
+    import pii as pii_bench
+
+    results["pii"] = pii_bench.main(["--corpus", str(corpus)])
+    print()
+
     import mlm as mlm_bench
 
     results["mlm"] = mlm_bench.main(["--corpus", str(corpus)])

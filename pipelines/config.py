@@ -102,7 +102,12 @@ class JobConfig:
     def recorded(self) -> dict[str, Any]:
         """The config as the manifest records it: where it runs and writes are left out, so that
         the same job gives the same manifest whatever the output directory and worker count."""
-        return {k: v for k, v in self.raw.items() if k not in ("output", "runner")}
+        out = {k: v for k, v in self.raw.items() if k not in ("output", "runner")}
+        if isinstance(out.get("pii"), dict) and "salt" in out["pii"]:
+            from gristmill.transforms.pii_config import recorded_config
+
+            out["pii"] = recorded_config(out["pii"])  # the salt itself never reaches the manifest
+        return out
 
     def sha256(self) -> str:
         canon = json.dumps(self.recorded(), sort_keys=True, separators=(",", ":"))

