@@ -8,14 +8,9 @@ import re
 import string
 from pathlib import Path
 
-PATTERN_TYPES = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "IP_ADDRESS",
-    "CREDIT_CARD",
-    "US_SSN",
-    "IBAN_CODE",
-)
+from gristmill.transforms.pii_engine import PATTERN_ENTITIES
+
+PATTERN_TYPES = PATTERN_ENTITIES
 FIRST = [
     "Emily",
     "James",

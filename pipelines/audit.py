@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from gristmill.transforms.pii_scrub import (
+from gristmill.transforms.pii_engine import PATTERN_ENTITIES
+from gristmill.transforms.pii_hashing import (
     DEFAULT_SALT,
     canonical,
     resolve_salt,
@@ -43,15 +44,7 @@ from gristmill.transforms.pii_scrub import (
 )
 
 SALT_ENV = "GRISTMILL_PII_SALT"
-HASHED_TYPES = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "IP_ADDRESS",
-    "CREDIT_CARD",
-    "US_SSN",
-    "IBAN_CODE",
-    "PERSON",
-)
+HASHED_TYPES = (*PATTERN_ENTITIES, "PERSON")  # the types whose values have canonical forms
 MAX_IDS = 5
 SEPARATORS = r"[\s\-.()/]{0,3}"
 

@@ -17,7 +17,7 @@ from gristmill.pipelines.report import AFTER, BEFORE, LengthHistogram
 from gristmill.pipelines.tokenizer import TrainingPlan, add_training_data, plan_training
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
-from gristmill.transforms.accounting import IN, Accounted, CountDocs, CountDrops, StageContext
+from gristmill.transforms.accounting import IN, KEPT, Accounted, CountDocs, CountDrops, StageContext
 from gristmill.transforms.sinks import WritePartitionedParquet, WriteShardedParquet
 from gristmill.transforms.sources import reader_for
 from gristmill.transforms.sources.read import READ_STAGE, MatchedFile, ReadFiles, match_inputs
@@ -126,7 +126,7 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
     input_stats = inputs | "InputStats" >> beam.Flatten()
     tallies = [
         input_stats | "CountRead/In" >> beam.Map(_input_tally),
-        docs | "CountRead/Kept" >> beam.ParDo(CountDocs(READ_STAGE, "kept")),
+        docs | "CountRead/Kept" >> beam.ParDo(CountDocs(READ_STAGE, KEPT)),
         read_drops | "CountRead/Dropped" >> beam.ParDo(CountDrops(READ_STAGE)),
     ]
     all_drops = [read_drops]

@@ -26,14 +26,6 @@ from apache_beam.io.filesystems import FileSystems
 from gristmill import __version__
 
 STAGE = "pii"
-PATTERN_TYPES = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "IP_ADDRESS",
-    "CREDIT_CARD",
-    "US_SSN",
-    "IBAN_CODE",
-)
 NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME")
 
 

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-# The quality stage has its own tests; the reading tests run the job without it, so that
-# short test documents are not dropped for being short.
 # Reading tests run the read and normalize stages only: the later stages would drop short
 # test documents (quality, langid) or merge repeated ones (dedup), and they have tests of their own.
+REPO = Path(__file__).resolve().parent.parent
+
 READ_ONLY = [
     "langid.enabled=false",
     "quality.enabled=false",
@@ -137,3 +138,20 @@ def check_release(out: Path, manifest: dict[str, Any]) -> dict[str, list[dict[st
         assert entry["sha256"] == sha256_file(path), rel
         assert entry["rows"] == pq.ParquetFile(path).metadata.num_rows, rel
     return tables
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """The demo job (sample/demo.yaml) run once for the whole session: (release, the manifest
+    run_job returned). Tests read it as it is; tests that change it work on a copy."""
+    from gristmill.pipelines.config import load
+    from gristmill.pipelines.job import run_job
+
+    root = tmp_path_factory.mktemp("demo") / "release"
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the job file's paths are relative to the repository root
+    try:
+        manifest = run_job(load("sample/demo.yaml", ["runner.workers=1"], output=str(root)))
+    finally:
+        os.chdir(cwd)
+    return root, manifest

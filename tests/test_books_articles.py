@@ -338,3 +338,7 @@ def test_jsonl_escaped_lone_surrogate_does_not_reach_the_documents(tmp_path):
         if isinstance(rec, RawRecord):
             rec.text.encode("utf-8")
             tables.meta_json(rec.meta).encode("utf-8")
+    [doc] = [r for r in out if isinstance(r, RawRecord)]
+    assert doc.text == "broken emoji \ufffd here"
+    # the replaced escape is reported, not silently mended
+    assert [(b.offset, b.error) for b in out if isinstance(b, BadRecord)] == [(0, "invalid_utf8")]

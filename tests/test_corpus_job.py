@@ -22,8 +22,8 @@ def _run(tmp: Path, workers: int) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, monkeypatch_module) -> tuple[Path, dict]:
-    return _run(tmp_path_factory.mktemp("demo"), 1)
+def demo(demo_run) -> tuple[Path, dict]:
+    return demo_run
 
 
 @pytest.fixture(scope="module")
@@ -110,12 +110,20 @@ def test_manifest_written_last_with_required_fields(demo):
     assert (out / "reports" / "run.json").exists()
 
 
-def test_two_workers_byte_identical(demo, tmp_path):
+def test_two_workers_byte_identical(demo, tmp_path, monkeypatch_module):
     out1, manifest1 = demo
     out2, manifest2 = _run(tmp_path, 2)
-    files1 = sorted(p.relative_to(out1) for p in out1.rglob("*.parquet"))
-    files2 = sorted(p.relative_to(out2) for p in out2.rglob("*.parquet"))
+
+    def data_files(root: Path) -> list[Path]:  # every output but the reports and the manifest
+        return sorted(
+            p.relative_to(root)
+            for p in root.rglob("*")
+            if p.is_file() and "reports" not in p.parts and p.name != "manifest.json"
+        )
+
+    files1, files2 = data_files(out1), data_files(out2)
     assert files1 == files2
+    assert any(rel.suffix == ".arrow" for rel in files1)
     for rel in files1:
         assert (out1 / rel).read_bytes() == (out2 / rel).read_bytes(), rel
     m1 = (out1 / "manifest.json").read_text().splitlines()

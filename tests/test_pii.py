@@ -18,13 +18,8 @@ from gristmill.schemas.records import Document
 from gristmill.transforms import pii
 from gristmill.transforms.accounting import DROPPED, KEPT, Accounted, StageContext
 from gristmill.transforms.pii_engine import EngineSettings, Hit, PiiEngine
-from gristmill.transforms.pii_scrub import (
-    HmacHash,
-    Scrubber,
-    canonical,
-    operator_config,
-    value_hash,
-)
+from gristmill.transforms.pii_hashing import canonical, value_hash
+from gristmill.transforms.pii_scrub import HmacHash, Scrubber, operator_config
 
 VALUES = {
     "EMAIL_ADDRESS": "maria.lopez@example.org",

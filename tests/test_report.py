@@ -4,7 +4,6 @@ the rest left out, and rebuilt the same by `gristmill report`."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections import Counter
@@ -22,29 +21,12 @@ from gristmill.schemas.records import Document
 REPO = Path(__file__).resolve().parents[1]
 
 
-def demo_release(tmp_path_factory) -> Path:
-    """The demo job's release (sample/demo.yaml), built once per test session: the browser
-    test (test_report_browser.py) finds it in the same place."""
-    from gristmill.pipelines.config import load
-    from gristmill.pipelines.job import run_job
-
-    root = tmp_path_factory.getbasetemp() / "demo-release"
-    if not (root / "manifest.json").exists():
-        cwd = os.getcwd()
-        os.chdir(REPO)  # the job file's paths are relative to the repository root
-        try:
-            run_job(load("sample/demo.yaml", [], output=str(root)))
-        finally:
-            os.chdir(cwd)
-    return root
-
-
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> Path:
+def release(tmp_path_factory, demo_run) -> Path:
     """A copy of the demo release (wiki redirects, web pages and the quality rules give drops),
     which these tests may change."""
     root = tmp_path_factory.mktemp("report") / "release"
-    shutil.copytree(demo_release(tmp_path_factory), root)
+    shutil.copytree(demo_run[0], root)
     return root
 
 

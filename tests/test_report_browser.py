@@ -177,27 +177,12 @@ def _page_requests(netlog: Path) -> list[str]:
     ]
 
 
-def demo_release(tmp_path_factory) -> Path:
-    """The demo job's release, built once per test session (test_report.py shares it)."""
-    from gristmill.pipelines.config import load
-    from gristmill.pipelines.job import run_job
-
-    root = tmp_path_factory.getbasetemp() / "demo-release"
-    if not (root / "manifest.json").exists():
-        cwd = os.getcwd()
-        os.chdir(REPO)  # the job file's paths are relative to the repository root
-        try:
-            run_job(load("sample/demo.yaml", [], output=str(root)))
-        finally:
-            os.chdir(cwd)
-    return root
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
+def demo(request, tmp_path_factory) -> Path:
     _browser()  # skip before the job runs when there is no browser
-    root = demo_release(tmp_path_factory)
-    report.write_run_report(str(root))
+    root = tmp_path_factory.mktemp("browser") / "release"
+    shutil.copytree(request.getfixturevalue("demo_run")[0], root)
+    report.write_run_report(str(root))  # `gristmill report` rebuilds what the job wrote
     return root
 
 

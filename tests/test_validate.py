@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -32,28 +31,12 @@ def _tokenizer_json(vocab: dict[str, int]) -> bytes:
     return Tokenizer(WordPiece(vocab, unk_token="[UNK]")).to_str().encode()
 
 
-def demo_release(tmp_path_factory) -> Path:
-    """The demo job's release, built once per test session (test_report.py shares it)."""
-    from gristmill.pipelines.config import load
-    from gristmill.pipelines.job import run_job
-
-    root = tmp_path_factory.getbasetemp() / "demo-release"
-    if not (root / "manifest.json").exists():
-        cwd = os.getcwd()
-        os.chdir(REPO)  # the job file's paths are relative to the repository root
-        try:
-            run_job(load("sample/demo.yaml", [], output=str(root)))
-        finally:
-            os.chdir(cwd)
-    return root
-
-
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> Path:
+def release(tmp_path_factory, demo_run) -> Path:
     """A copy of the demo release; when its job wrote no masked-LM shards, an Arrow shard and
     a tokenizer are added and listed the way the masked-LM stages list theirs."""
     root = tmp_path_factory.mktemp("validate") / "release"
-    shutil.copytree(demo_release(tmp_path_factory), root)
+    shutil.copytree(demo_run[0], root)
     manifest = _manifest(root)
     if any(o["path"].endswith(".arrow") for o in manifest["outputs"]):
         return root

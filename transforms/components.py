@@ -146,8 +146,8 @@ class AttachEndpoints(beam.PTransform):
         return second | "Finish" >> beam.FlatMap(finish)
 
 
-class _LargeStar(beam.DoFn):
-    """Node u, all neighbours: link every larger neighbour to the smallest of u and its neighbours."""
+class _StarRound(beam.DoFn):
+    """One star step over (node, neighbours); counts the edges it moves in its round."""
 
     def __init__(self, stage: str, round_no: int):
         self.stage = stage
@@ -156,12 +156,13 @@ class _LargeStar(beam.DoFn):
     def setup(self):
         self.changed = Metrics.counter(self.stage, f"components.round{self.round_no}.changed")
 
+
+class _LargeStar(_StarRound):
+    """Node u, all neighbours: link every larger neighbour to the smallest of u and its neighbours."""
+
     def process(self, keyed):
         u, neighbours = keyed
-        m = u
-        for v in neighbours:
-            if v < m:
-                m = v
+        m = min(u, min(neighbours, default=u))
         for v in neighbours:
             if v > u:
                 if m != u:
@@ -169,22 +170,12 @@ class _LargeStar(beam.DoFn):
                 yield m, v
 
 
-class _SmallStar(beam.DoFn):
+class _SmallStar(_StarRound):
     """Node u, its smaller neighbours: link them and u to the smallest of them."""
-
-    def __init__(self, stage: str, round_no: int):
-        self.stage = stage
-        self.round_no = round_no
-
-    def setup(self):
-        self.changed = Metrics.counter(self.stage, f"components.round{self.round_no}.changed")
 
     def process(self, keyed):
         u, smaller = keyed
-        m = u
-        for v in smaller:
-            if v < m:
-                m = v
+        m = min(u, min(smaller, default=u))
         for v in smaller:
             if v != m:
                 self.changed.inc()

@@ -50,13 +50,8 @@ from gristmill.transforms.pii_findings import (
     finding_key,
     findings_table,
 )
+from gristmill.transforms.pii_hashing import DEFAULT_SALT, resolve_salt, value_hash
 from gristmill.transforms.pii_report import DocStats, ReportRows, ResidualStats, score_bin
-from gristmill.transforms.pii_scrub import (
-    DEFAULT_SALT,
-    operator_config,
-    resolve_salt,
-    value_hash,
-)
 from gristmill.transforms.sinks import WriteShardedParquet
 
 log = logging.getLogger("gristmill")
@@ -86,7 +81,7 @@ class PiiScrub(beam.DoFn):
 
     def setup(self):
         from gristmill.transforms.pii_engine import PiiEngine
-        from gristmill.transforms.pii_scrub import Scrubber
+        from gristmill.transforms.pii_scrub import Scrubber, operator_config
 
         s = self.section
         self.key = resolve_salt(s["salt"])

@@ -6,6 +6,7 @@ fingerprint (`recorded_config`).
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from gristmill.transforms.pii_engine import (
     PATTERN_ENTITIES,
     EngineSettings,
 )
-from gristmill.transforms.pii_scrub import DEFAULT_SALT, OPERATORS, resolve_salt, salt_fingerprint
+from gristmill.transforms.pii_hashing import DEFAULT_SALT, OPERATORS, resolve_salt, salt_fingerprint
 
 MODES = ("fast", "full")
 
@@ -110,10 +111,9 @@ def validate(section: dict) -> None:
         raise ValueError("salt: expected a non-empty string (or env:VARNAME)")
     resolve_salt(section["salt"])
     if section["mode"] == "full" or section["residual"]["enabled"]:
-        from spacy.util import is_package
-
+        # importlib, not spacy.util.is_package: importing spaCy would cost seconds per config load
         model = section["spacy_model"]
-        if not (is_package(model) or Path(model).exists()):
+        if not (Path(model).exists() or importlib.util.find_spec(model) is not None):
             raise ValueError(f"spacy_model: {model} is neither an installed package nor a path")
 
 

@@ -1,7 +1,7 @@
 """The findings table: one row per personal-data finding, never the value itself.
 
 `start`/`end` are character offsets in the text the pii stage received (before scrubbing);
-`value_hash` is the salted HMAC of the value's canonical form (`pii_scrub.value_hash`).
+`value_hash` is the salted HMAC of the value's canonical form (`pii_hashing.value_hash`).
 (This record and schema belong in schemas/ next to Document and Drop; they live here until the
 lead moves them.)
 """

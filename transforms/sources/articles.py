@@ -59,22 +59,29 @@ def _clean(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
-def _record(obj: Any, offset: int, ctx: ReadContext) -> ReaderOutput:
+def _record(obj: Any, offset: int, ctx: ReadContext) -> Iterator[ReaderOutput]:
     text_field = ctx.options.get("text_field", "text")
     id_field = ctx.options.get("id_field", "id")
     if not isinstance(obj, dict):
-        return BadRecord(offset, "not_an_object", f"JSON {type(obj).__name__}, expected an object")
+        yield BadRecord(offset, "not_an_object", f"JSON {type(obj).__name__}, expected an object")
+        return
     text = obj.get(text_field)
     if text is None:
-        return RawRecord(offset, "", drop="no_text", detail=f"missing field {text_field!r}")
+        yield RawRecord(offset, "", drop="no_text", detail=f"missing field {text_field!r}")
+        return
     if not isinstance(text, str):
-        return BadRecord(offset, "wrong_type", f"field {text_field!r} is {type(text).__name__}")
-    text = _clean(text)
+        yield BadRecord(offset, "wrong_type", f"field {text_field!r} is {type(text).__name__}")
+        return
+    cleaned = _clean(text)
+    if cleaned is not text:  # the readable text is kept; the bad escapes are reported
+        yield BadRecord(offset, "invalid_utf8", "lone surrogate escapes replaced by U+FFFD")
+    text = cleaned
     record_id = obj.get(id_field)
     meta = _small_meta(obj, {text_field})
     if not text.strip():
-        return RawRecord(offset, "", drop="empty")
-    return RawRecord(
+        yield RawRecord(offset, "", drop="empty")
+        return
+    yield RawRecord(
         offset, text, meta=meta, record_id="" if record_id is None else _clean(str(record_id))
     )
 
@@ -104,7 +111,7 @@ def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
         except json.JSONDecodeError as err:
             yield BadRecord(offset, "invalid_json", f"{err.msg} (column {err.colno})")
             continue
-        yield _record(obj, offset, ctx)
+        yield from _record(obj, offset, ctx)
 
 
 def read_parquet(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
@@ -120,7 +127,7 @@ def read_parquet(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
         row = 0
         for batch in pf.iter_batches(batch_size=1024):
             for obj in batch.to_pylist():
-                yield _record(obj, row, ctx)
+                yield from _record(obj, row, ctx)
                 row += 1
 
 
