@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
 from gristmill import __version__
 from gristmill.pipelines.config import ConfigError, load
+
+
+def _job_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "job", nargs="?", help="job file (YAML); optional when --source and --output are given"
+    )
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="KIND=PATH",
+        help="add an input (kinds: books, articles, wiki, web, mail); repeatable",
+    )
+    parser.add_argument("--output", help="release directory (overrides `output`)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. quality.enabled=false; repeatable",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="local worker processes (same as --set runner.workers=N)"
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show tracebacks and Beam's own logs"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only errors (no progress)")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "rich", "plain", "off"),
+        default="auto",
+        help="live progress: a panel on a terminal, a line every 10 s otherwise (auto)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,36 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gristmill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the corpus job")
-    run.add_argument(
-        "job", nargs="?", help="job file (YAML); optional when --source and --output are given"
+    _job_arguments(sub.add_parser("run", help="run the corpus job"))
+    refresh = sub.add_parser(
+        "refresh", help="build the next release from a previous one and new inputs"
     )
-    run.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="KIND=PATH",
-        help="add an input (kinds: books, articles, wiki, web, mail); repeatable",
-    )
-    run.add_argument("--output", help="release directory (overrides `output`)")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. quality.enabled=false; repeatable",
-    )
-    run.add_argument(
-        "--workers", type=int, help="local worker processes (same as --set runner.workers=N)"
-    )
-    run.add_argument("--verbose", action="store_true", help="show tracebacks and Beam's own logs")
-    run.add_argument("--quiet", action="store_true", help="print only errors (no progress)")
-    run.add_argument(
-        "--progress",
-        choices=("auto", "rich", "plain", "off"),
-        default="auto",
-        help="live progress: a panel on a terminal, a line every 10 s otherwise (auto)",
+    refresh.add_argument("parent", help="the previous release (a directory with manifest.json)")
+    _job_arguments(refresh)
+    refresh.add_argument(
+        "--retrain-tokenizer",
+        action="store_true",
+        help="train a tokenizer on the new documents instead of reusing the parent's",
     )
     for name, help_text in (
         ("validate", "check a release against its manifest"),
@@ -111,12 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         logging.getLogger("root").setLevel(logging.ERROR)
     try:
-        if args.command == "run":
+        if args.command in ("run", "refresh"):
             overrides = list(args.overrides)
             if args.workers is not None:
                 overrides.append(f"runner.workers={args.workers}")
+            if args.command == "refresh":
+                overrides.append(f"refresh.parent={json.dumps(args.parent)}")
+                if args.retrain_tokenizer:
+                    overrides.append("refresh.tokenizer=retrain")
             if not args.job and not args.source:
-                raise ConfigError("run: give a job file, or --source KIND=PATH and --output DIR")
+                raise ConfigError(
+                    f"{args.command}: give a job file, or --source KIND=PATH and --output DIR"
+                )
             cfg = load(args.job, overrides, args.source, args.output)
             from gristmill.pipelines import progress
             from gristmill.pipelines.job import run_job

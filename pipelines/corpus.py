@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -28,6 +29,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("normalize", "normalize", "gristmill.transforms.normalize"),
     ("langid", "langid", "gristmill.transforms.langid"),
     ("quality", "quality", "gristmill.transforms.quality"),
+    ("dedup_parent", "refresh", "gristmill.transforms.parent_dedup"),  # refresh runs only
     ("dedup_exact", "dedup", "gristmill.transforms.dedup_exact"),
     ("dedup_near", "dedup", "gristmill.transforms.minhash"),
     ("pii", "pii", "gristmill.transforms.pii"),
@@ -72,8 +74,11 @@ class JobPlan:
     training: TrainingPlan | None = None
 
 
-def plan(cfg: JobConfig) -> JobPlan:
+def plan(cfg: JobConfig, skip: Callable[[dict], dict] | None = None) -> JobPlan:
+    """`skip`: drops input files before the plan is made (a refresh's already-read inputs)."""
     files = {s.name: match_inputs(s.paths) for s in cfg.sources}
+    if skip is not None:
+        files = skip(files)
     total = sum(f.size for group in files.values() for f in group)
     shards = cfg.section("shards")
     doc_shards = shards["documents"] or max(1, math.ceil(total / shards["target_bytes"]))

@@ -8,7 +8,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from gristmill.pipelines import corpus, progress, release
+from gristmill.pipelines import corpus, progress, refresh, release
 from gristmill.pipelines.config import ConfigError, JobConfig
 from gristmill.runners import ProfileError, runner_for
 from gristmill.transforms.sources.read import NoMatch
@@ -16,9 +16,9 @@ from gristmill.transforms.sources.read import NoMatch
 log = logging.getLogger("gristmill")
 
 
-def plan_or_explain(cfg: JobConfig) -> corpus.JobPlan:
+def plan_or_explain(cfg: JobConfig, skip=None) -> corpus.JobPlan:
     try:
-        return corpus.plan(cfg)
+        return corpus.plan(cfg, skip)
     except NoMatch as err:
         raise ConfigError(f"sources: {err} matches no file") from None
 
@@ -27,7 +27,8 @@ def run_job(cfg: JobConfig, show: str = "off") -> dict[str, Any]:
     """Runs the whole job and returns the manifest it wrote. `show`: the progress display
     (rich | plain | off; see pipelines/progress.py); stage timings are collected either way."""
     started = time.monotonic()
-    job = plan_or_explain(cfg)
+    parent = refresh.prepare(cfg)
+    job = plan_or_explain(cfg, parent.skip_consumed if parent else None)
     try:
         runner, options = runner_for(cfg.section("runner"))
     except ProfileError as err:
@@ -66,4 +67,5 @@ def run_job(cfg: JobConfig, show: str = "off") -> dict[str, Any]:
             "execution seconds inside each stage's transforms, summed over workers; "
             "write: grouping and writing the tables and training data"
         )
-    return release.finish(cfg, job.stages, timings)
+    extend = (lambda m: {"refresh": parent.manifest_section(m)}) if parent else None
+    return release.finish(cfg, job.stages, timings, extend)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import posixpath
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -139,8 +140,14 @@ def check_accounting(stages: list[StageCounts], inputs: list[dict], files: list[
         raise AccountingError(f"dead_letters: {rows['dead_letters']} rows written, {dead} counted")
 
 
-def finish(cfg: JobConfig, stage_names: list[str], timings: dict[str, Any]) -> dict[str, Any]:
-    """Check the accounting, write reports/run.json, then manifest.json (atomically). Returns it."""
+def finish(
+    cfg: JobConfig,
+    stage_names: list[str],
+    timings: dict[str, Any],
+    extend: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Check the accounting, write reports/run.json, then manifest.json (atomically). Returns it.
+    `extend` adds sections to the manifest (before `created_at`), given the manifest so far."""
     root = cfg.output
     summary = json.loads(_read_text(posixpath.join(root, SUMMARY)))
     totals = {tuple(k): tuple(v) for k, v in summary["totals"]}
@@ -170,8 +177,10 @@ def finish(cfg: JobConfig, stage_names: list[str], timings: dict[str, Any]) -> d
         "tokenizer": summary.get("tokenizer"),
         "seeds": {"global": cfg.raw["seed"]},
         "versions": versions(),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if extend is not None:
+        manifest.update(extend(manifest))
+    manifest["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     stage_reports: dict[str, dict] = {}
     for stage, key, value in summary.get("report", []):
         stage_reports.setdefault(stage, {})[key] = value

@@ -124,6 +124,23 @@ def check_file(root: str, entry: dict, tokenizer: dict | None) -> list[str]:
     return problems
 
 
+def training_problems(root: str, manifest: dict) -> list[str]:
+    """The tokenizer against the manifest, and each shard's schema against the tokenizer: what a
+    refresh that reuses this release's tokenizer relies on (schemas only, no rows read)."""
+    tokenizer = manifest.get("tokenizer")
+    problems = check_tokenizer(root, tokenizer)
+    for entry in manifest.get("outputs", []):
+        rel = entry["path"]
+        if not rel.endswith(".arrow"):
+            continue
+        if not FileSystems.exists(posixpath.join(root, rel)):
+            problems.append(f"{rel}: missing (listed in {MANIFEST})")
+            continue
+        with _open(root, rel) as fh, pa.ipc.open_stream(fh) as reader:
+            problems.extend(_shard_problems(rel, reader.schema, tokenizer))
+    return problems
+
+
 def check_tokenizer(root: str, tokenizer: dict | None) -> list[str]:
     if not tokenizer:
         return []

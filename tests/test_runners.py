@@ -166,11 +166,10 @@ def job_service(tmp_path_factory):
                 p.kill()
 
 
-def test_portable_runner_matches_in_process(tmp_path, monkeypatch, job_service):
+def test_portable_runner_matches_in_process(tmp_path, monkeypatch, job_service, demo_run):
     monkeypatch.chdir(ROOT)
     endpoint, pool = job_service
-    local_out, portable_out = tmp_path / "local", tmp_path / "portable"
-    run_job(load(DEMO, [], output=str(local_out)))
+    local_out, portable_out = demo_run[0], tmp_path / "portable"
     run_job(
         load(
             DEMO,

@@ -196,13 +196,18 @@ def _finish(f: InputFile | None, matched: MatchedFile) -> tuple[int, str]:
             return f.finish()
         except Exception:
             pass
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with FileSystems.open(matched.path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-            while chunk := raw.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
+        return file_sha256(matched.path)
     except Exception:
         return matched.size, ""
+
+
+def file_sha256(path: str) -> tuple[int, str]:
+    """(bytes, sha256 hex) of a file's stored bytes, on any Beam filesystem."""
+    digest = hashlib.sha256()
+    size = 0
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        while chunk := raw.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
     return size, digest.hexdigest()

@@ -1,0 +1,131 @@
+"""`gristmill refresh`: the next release from a previous one and new inputs.
+
+A refresh is the corpus job with `refresh.parent` set. Before any work starts:
+- the parent, and every release it was refreshed from, must be finished (manifest.json) and the
+  parent's tokenizer must be the one its manifest and its shards name;
+- inputs an earlier release already read (same path, size and sha256) are skipped: only a file
+  whose path and size match is hashed, so an unchanged crawl costs one read per candidate file;
+- the parent's tokenizer.json is reused (`refresh.tokenizer: reuse`, the default), so the new
+  shards' token ids mean what the parent's mean; `retrain` trains one on the new documents.
+In the job, the dedup_parent stage (transforms/parent_dedup.py) drops what the lineage already
+holds, and the new documents are then deduplicated among themselves as in any run. The release
+holds only what is new; its manifest's `refresh` section says where the rest lives.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from gristmill.pipelines.config import ConfigError, JobConfig
+from gristmill.pipelines.validate import training_problems
+from gristmill.transforms.parent_dedup import EXACT_REASON, NEAR_REASON, STAGE
+from gristmill.transforms.parent_index import (
+    ParentIndexError,
+    lineage,
+    load_lineage,
+    read_manifest,
+)
+from gristmill.transforms.sources.read import MatchedFile, file_sha256
+
+
+def _norm(path: str) -> str:
+    """Local paths compare by absolute path; URLs as written."""
+    return path if "://" in path else os.path.normpath(os.path.abspath(path))
+
+
+@dataclass
+class Refresh:
+    parent: str
+    manifest: dict[str, Any]
+    lineage: list[str]
+    consumed: dict[str, tuple[int, str, int]]  # normalized path -> (bytes, sha256, release)
+    tokenizer: str  # reused | retrained | none
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def skip_consumed(self, files: dict[str, list[MatchedFile]]) -> dict[str, list[MatchedFile]]:
+        """The input files minus those an earlier release read; records what it left out."""
+        kept: dict[str, list[MatchedFile]] = {}
+        for source, group in files.items():
+            kept[source] = []
+            for f in group:
+                seen = self.consumed.get(_norm(f.path))
+                if seen is not None and seen[0] == f.size:
+                    size, sha = file_sha256(f.path)
+                    if (size, sha) == seen[:2]:
+                        self.skipped.append(
+                            {"source": source, "path": f.path, "bytes": size, "sha256": sha}
+                            | {"release": seen[2]}
+                        )
+                        continue
+                kept[source].append(f)
+        return kept
+
+    def manifest_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        stage = next((s for s in manifest["stages"] if s["name"] == STAGE), None)
+        dropped = stage["dropped"] if stage else {}
+        return {
+            "parent": self.parent,
+            "parent_config_sha256": self.manifest.get("config_sha256"),
+            "parent_created_at": self.manifest.get("created_at"),
+            "lineage": self.lineage,
+            "tokenizer": self.tokenizer,
+            "inputs_read": len(manifest["inputs"]),
+            "inputs_skipped": sorted(self.skipped, key=lambda s: (s["source"], s["path"])),
+            "documents_added": manifest["counts"]["documents"],
+            "already_present": {
+                "exact": dropped.get(EXACT_REASON, 0),
+                "near": dropped.get(NEAR_REASON, 0),
+            },
+        }
+
+
+def _consumed(roots: list[str]) -> dict[str, tuple[int, str, int]]:
+    found: dict[str, tuple[int, str, int]] = {}
+    for k, root in enumerate(roots):
+        for i in read_manifest(root).get("inputs", []):
+            if i.get("sha256"):
+                found.setdefault(_norm(i["path"]), (i["bytes"], i["sha256"], k))
+    return found
+
+
+def _reuse_tokenizer(cfg: JobConfig, parent: str, manifest: dict[str, Any]) -> str:
+    """Points tokenizer.path at the parent's tokenizer when training data is made; says which."""
+    tok, mlm = cfg.section("tokenizer"), cfg.section("mlm")
+    if not (tok.get("enabled") or tok.get("path") or mlm.get("enabled")):
+        return "none"
+    if cfg.section("refresh")["tokenizer"] == "retrain" or tok.get("path"):
+        return "retrained" if tok.get("path") is None else "given"
+    if not manifest.get("tokenizer"):
+        raise ConfigError(
+            f"refresh.tokenizer: {parent} has no tokenizer to reuse; "
+            "set refresh.tokenizer: retrain to train one on the new documents"
+        )
+    tok["path"] = posixpath.join(parent, manifest["tokenizer"].get("path", "tokenizer.json"))
+    return "reused"
+
+
+def prepare(cfg: JobConfig) -> Refresh | None:
+    """Checks the parent and its lineage and settles the tokenizer; None when not a refresh."""
+    section = cfg.section("refresh")
+    parent = section.get("parent")
+    if parent is None:
+        return None
+    parent = parent.rstrip("/") or parent
+    if _norm(parent) == _norm(cfg.output):
+        raise ConfigError("refresh.parent: must not be the output directory of the refresh")
+    try:
+        manifest = read_manifest(parent)
+        roots = lineage(parent, manifest)
+        load_lineage(parent)  # every release of the lineage finished, and an index to meet
+        consumed = _consumed(roots) if section["skip_consumed_inputs"] else {}
+    except ParentIndexError as err:
+        raise ConfigError(f"refresh.parent: {err}") from None
+    problems = training_problems(parent, manifest)
+    if problems:
+        raise ConfigError(f"refresh.parent: {parent}: {problems[0]}")
+    section["parent"] = parent
+    tokenizer = _reuse_tokenizer(cfg, parent, manifest)
+    return Refresh(parent, manifest, roots, consumed, tokenizer)
