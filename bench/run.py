@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print()
 
+        import scaling
+
+        results["scaling"] = scaling.main(["--corpus", str(corpus)])
+        print()
+
     import extraction
 
     results["extraction"] = extraction.main(["--corpus", str(corpus)])

@@ -7,12 +7,19 @@ Prism binary. With workers > 1 the FnApiRunner starts that many SDK worker proce
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import tempfile
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def local_runner(
@@ -28,6 +35,7 @@ def local_runner(
         with os.fdopen(fd, "w") as fh:
             json.dump({"options": {"default_sdk_harness_log_level": "WARNING"}}, fh)
         os.environ["PIPELINE_OPTIONS_FILE"] = path
+        atexit.register(_remove, path)  # one file per driver process, gone when it exits
     args = [
         f"--direct_num_workers={workers}",
         f"--direct_running_mode={mode}",
