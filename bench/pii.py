@@ -216,7 +216,7 @@ def measure_mail(fast, mail: list[str]) -> dict:
     from gristmill.transforms.pii_scrub import Scrubber, operator_config
 
     scrubber = Scrubber({}, operator_config("replace", {}, b"bench"))
-    fast._phone_cache.clear()
+    fast.clear_caches()
     seconds, _, scans = cpu(lambda: fast.scan_many(mail, ["en"] * len(mail), ner=False))
     addresses = missed = 0
     per_type: dict[str, int] = {}
@@ -259,7 +259,7 @@ def measure_speed(
     def run(name: str, fn, mb: float, reps: int = 1) -> None:
         total_c = total_w = 0.0
         for _ in range(reps):
-            fast._phone_cache.clear()
+            fast.clear_caches()
             c, w, _ = cpu(fn)
             total_c += c
             total_w += w

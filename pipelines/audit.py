@@ -6,7 +6,11 @@ For each value in FILE (one per line; blank lines are skipped) it reports:
   a direct scan (case-insensitive; a value with six or more digits also matches with other
   separators between its digits, so "212 555 0143" finds "(212) 555-0143");
 - **findings**: whether the pii stage found it, by the HMAC of its canonical form in
-  `pii/findings-*.parquet`; a match means the value was in the input and was scrubbed.
+  `pii/findings-*.parquet`; a match means the value was in the input and was scrubbed;
+- **shards**: whether it occurs in the masked-LM training shards (`shards/*.arrow`), by its
+  token ids under the release's tokenizer (`audit_shards`), and in which shard files. The
+  shards are made from the documents, but they are files of their own: a document erased
+  after the job still sits in them until they are rebuilt.
 
 Values are never printed: a line is named by its number and a masked form.
 
@@ -17,8 +21,9 @@ taken from `--salt`, else the environment variable `GRISTMILL_PII_SALT`, else th
 checks it against the fingerprint in `reports/privacy.json` (or `reports/run.json`) and refuses
 a different one, since every HMAC comparison would then be meaningless.
 
-Exit status: 0 when no value occurs in the documents, 1 when some value does (erasure still
-needed), 2 on a usage error or a salt that does not match.
+Exit status: 0 when no value occurs in the documents or the shards, 1 when some value does
+(erasure still needed), 2 on a usage error, a salt that does not match, or shards that cannot
+be searched (no tokenizer, or not the one they were made with).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from gristmill.pipelines.audit_shards import ShardSearch, ShardSearchError
 from gristmill.transforms.pii_engine import PATTERN_ENTITIES
 from gristmill.transforms.pii_hashing import (
     DEFAULT_SALT,
@@ -60,6 +66,13 @@ class Result:
     doc_ids: set[str] = field(default_factory=set)
     finding_docs: set[str] = field(default_factory=set)
     finding_types: dict[str, int] = field(default_factory=dict)
+    shard_files: set[str] = field(default_factory=set)
+    shard_matches: int = 0
+
+    @property
+    def present(self) -> bool:
+        """Still somewhere in the release: erasure needed."""
+        return bool(self.doc_ids or self.shard_files)
 
     def as_json(self) -> dict:
         return {
@@ -70,7 +83,29 @@ class Result:
             "in_findings": sum(self.finding_types.values()),
             "finding_documents": len(self.finding_docs),
             "finding_types": dict(sorted(self.finding_types.items())),
+            "in_shards": len(self.shard_files),
+            "shard_files": sorted(self.shard_files),
+            "shard_matches": self.shard_matches,
         }
+
+    def describe(self) -> str:
+        """One line of the text report (masked value only)."""
+        found = f"in {len(self.doc_ids)} documents" if self.doc_ids else "not in the documents"
+        if self.doc_ids:
+            ids = sorted(self.doc_ids)
+            found += f" ({', '.join(ids[:MAX_IDS])}{', …' if len(ids) > MAX_IDS else ''})"
+        shards = (
+            f"in {len(self.shard_files)} shard files ({', '.join(sorted(self.shard_files))})"
+            if self.shard_files
+            else "not in the shards"
+        )
+        scrubbed = (
+            f"found and scrubbed {sum(self.finding_types.values())} times in "
+            f"{len(self.finding_docs)} documents ({', '.join(sorted(self.finding_types))})"
+            if self.finding_types
+            else "no finding"
+        )
+        return f"  line {self.line:>4}  {self.masked:<28}  {found}; {shards}; {scrubbed}"
 
 
 def mask(value: str) -> str:
@@ -160,7 +195,9 @@ def read_values(path: str) -> list[tuple[int, str]]:
     return [(i, line.strip()) for i, line in enumerate(lines, 1) if line.strip()]
 
 
-def audit(root: str, values: list[tuple[int, str]], key: bytes) -> list[Result]:
+def audit(
+    root: str, values: list[tuple[int, str]], key: bytes, shards: ShardSearch | None = None
+) -> list[Result]:
     results = [Result(line, mask(v)) for line, v in values]
     patterns = [value_pattern(v) for _, v in values]
     hashes: dict[str, list[int]] = {}
@@ -183,6 +220,9 @@ def audit(root: str, values: list[tuple[int, str]], key: bytes) -> list[Result]:
                 for i in set(hashes.get(digest, ())):
                     results[i].finding_docs.add(doc_id)
                     results[i].finding_types[kind] = results[i].finding_types.get(kind, 0) + 1
+    if shards is not None:
+        for result, hits in zip(results, shards.search([v for _, v in values]), strict=True):
+            result.shard_files, result.shard_matches = hits.files, hits.matches
     return results
 
 
@@ -195,6 +235,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--values", required=True, help="file with one value per line")
     parser.add_argument("--salt", help="the pii salt the release was built with (or env:VARNAME)")
     parser.add_argument("--config", help="job file whose pii.salt to use")
+    parser.add_argument(
+        "--tokenizer", help="the tokenizer.json the shards were made with (default: the release's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
@@ -221,30 +264,23 @@ def main(argv: list[str] | None = None) -> int:
             )
         if origin == "the default salt":
             print("audit: using the default salt (the release was built with it)", file=sys.stderr)
-        results = audit(root, values, key)
-    except (AuditError, ValueError) as err:
+        shards = ShardSearch(root, args.tokenizer)
+        if not shards.paths:
+            print("audit: the release has no shards; documents and findings only", file=sys.stderr)
+        results = audit(root, values, key, shards)
+    except (AuditError, ShardSearchError, ValueError) as err:
         print(f"gristmill audit: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([r.as_json() for r in results], indent=2))
     else:
-        print(f"audit of {root}: {len(results)} values, salt from {origin}")
+        print(
+            f"audit of {root}: {len(results)} values, salt from {origin}, "
+            f"{len(shards.paths)} shard files searched"
+        )
         for r in results:
-            found = f"in {len(r.doc_ids)} documents" if r.doc_ids else "not in the documents"
-            if r.doc_ids:
-                found += (
-                    " ("
-                    + ", ".join(sorted(r.doc_ids)[:MAX_IDS])
-                    + (", …)" if len(r.doc_ids) > MAX_IDS else ")")
-                )
-            scrubbed = (
-                f"found and scrubbed {sum(r.finding_types.values())} times in {len(r.finding_docs)} documents "
-                f"({', '.join(sorted(r.finding_types))})"
-                if r.finding_types
-                else "no finding"
-            )
-            print(f"  line {r.line:>4}  {r.masked:<28}  {found}; {scrubbed}")
-    return 1 if any(r.doc_ids for r in results) else 0
+            print(r.describe())
+    return 1 if any(r.present for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""`gristmill audit`: values located by direct scan and by HMAC, never printed."""
+"""`gristmill audit`: values located by direct scan, by HMAC and in the shards, never printed."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -118,3 +122,107 @@ def test_not_a_release(tmp_path, capsys):
     values.write_text("x\n")
     assert audit.main([str(tmp_path), "--values", str(values)]) == 2
     assert "not a complete release" in capsys.readouterr().err
+
+
+# --- the shards ------------------------------------------------------------------------------
+
+PRESENT = "FORTUNE 500 COMPANY HIRING"  # the subject line of a sample spam, kept in the demo
+SCRUBBED = "mkettler@home.com"  # an address in a sample mail body, scrubbed by the pii stage
+
+
+def _copy_release(demo_run, tmp_path: Path) -> Path:
+    copy = tmp_path / "release"
+    shutil.copytree(demo_run[0], copy)
+    return copy
+
+
+def test_shards_are_searched_by_token_ids(demo_run, tmp_path, capsys):
+    root, _ = demo_run
+    values = [PRESENT, SCRUBBED, PRESENT.lower()]
+    code, out = _audit(root, tmp_path, values, "--json", capsys=capsys)
+    assert code == 1
+    present, scrubbed, lower = json.loads(out.out)
+    assert present["in_documents"] >= 1
+    assert present["in_shards"] == 1 and present["shard_files"][0].startswith("shards/")
+    assert present["shard_matches"] >= present["in_documents"]
+    assert lower["shard_files"] == present["shard_files"]  # the tokenizer lowercases
+    assert scrubbed["in_findings"] >= 1 and list(scrubbed["finding_types"]) == ["EMAIL_ADDRESS"]
+    assert scrubbed["in_documents"] == scrubbed["in_shards"] == 0
+    for value in values:
+        assert value not in out.out and value not in out.err
+
+
+def test_a_value_left_only_in_the_shards_is_reported(demo_run, tmp_path, capsys):
+    """Documents erased after the job (here: removed from the Parquet) stay in the shards."""
+    root = _copy_release(demo_run, tmp_path)
+    for part in (root / "documents").glob("*.parquet"):
+        table = pq.read_table(part)
+        keep = [PRESENT not in text for text in table.column("text").to_pylist()]
+        pq.write_table(table.filter(pa.array(keep)), part)
+    code, out = _audit(root, tmp_path, [PRESENT], capsys=capsys)
+    assert code == 1
+    assert "not in the documents; in 1 shard files (shards/train-" in out.out
+    assert PRESENT not in out.out
+
+
+def test_shards_made_with_another_tokenizer_are_refused(demo_run, tmp_path, capsys):
+    other = tmp_path / "tokenizer.json"
+    spec = json.loads((demo_run[0] / "tokenizer.json").read_text())
+    spec["normalizer"]["lowercase"] = False
+    other.write_text(json.dumps(spec))
+    code, out = _audit(demo_run[0], tmp_path, [PRESENT], "--tokenizer", str(other), capsys=capsys)
+    assert code == 2 and "was made with tokenizer sha256" in out.err
+
+
+def _tiny_shard(path: Path, tokenizer_json: str, text: str, width: int = 8) -> int:
+    """The text's tokens as [CLS] ... [SEP] rows of `width`, every row its own record batch,
+    every third token masked; returns the number of tokens."""
+    from gristmill.schemas.mlm import mlm_schema
+    from gristmill.transforms.mlm import DocEncoder
+
+    enc = DocEncoder(tokenizer_json)
+    ids = enc.encode([text])[0].ids
+    roles = {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]"}
+    special = {role: [token, enc.tok.token_to_id(token)] for role, token in roles.items()}
+    cls, sep, pad, mask = (special[role][1] for role in roles)
+    body = width - 2
+    sha = hashlib.sha256(tokenizer_json.encode()).hexdigest()
+    meta = {"tokenizer_sha256": sha, "special_tokens": special}
+    schema = mlm_schema(width, enc.tok.get_vocab_size(), meta, labels=True)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for start in range(0, len(ids), body):
+            piece = ids[start : start + body]
+            row = [cls, *piece, sep] + [pad] * (body - len(piece))
+            labels = [-100] * width
+            for j in range(1, len(piece) + 1, 3):
+                labels[j], row[j] = row[j], mask
+            cols = {
+                "input_ids": [row],
+                "token_type_ids": [[0] * width],
+                "attention_mask": [[1] * (len(piece) + 2) + [0] * (body - len(piece))],
+                "special_tokens_mask": [[1] + [0] * len(piece) + [1] * (body - len(piece) + 1)],
+                "labels": [labels],
+            }
+            arrays = [pa.array(cols[f.name], f.type) for f in schema]
+            writer.write_batch(pa.record_batch(arrays, schema=schema))
+    return len(ids)
+
+
+def test_values_cut_by_rows_batches_and_masks_are_found_once(demo_run, tmp_path):
+    from gristmill.pipelines.audit_shards import ShardSearch
+
+    tokenizer = (demo_run[0] / "tokenizer.json").read_text()
+    root = tmp_path / "tiny"
+    (root / "shards").mkdir(parents=True)
+    (root / "tokenizer.json").write_text(tokenizer)
+    text = "the harvest was late; write to Carla Mendes at the old mill by the river bank"
+    assert _tiny_shard(root / "shards" / "train-00000-of-00001.arrow", tokenizer, text) > 12
+    values = [
+        "Carla Mendes at the old mill by the river",
+        "river bank",
+        "late; write",
+        "mill river",
+    ]
+    hits = ShardSearch(str(root)).search(values)
+    assert [h.matches for h in hits] == [1, 1, 1, 0]
+    assert hits[0].files == {"shards/train-00000-of-00001.arrow"}

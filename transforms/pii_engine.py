@@ -3,11 +3,13 @@
 Built once per worker (`PiiEngine(settings)` in `DoFn.setup`). Pattern entities (both modes):
 presidio's EmailRecognizer, PhoneRecognizer, IpRecognizer, CreditCardRecognizer (Luhn),
 UsSsnRecognizer and IbanRecognizer (checksum), each run on the pre-screen's windows for its
-group (`pii_prescreen`); any other configured entity runs presidio's predefined recognizers for
-it on the whole text. `full` mode adds PERSON and LOCATION from spaCy NER (`pii_ner`), for
-documents in the configured languages. Scores are raised by context words (`pii_context`,
-replacing presidio's lemma enhancer), filtered by the threshold, and de-duplicated with
-presidio's `EntityRecognizer.remove_duplicates`, as `AnalyzerEngine.analyze` does.
+group (`pii_prescreen`; the phone recognizer through `pii_phone`, which skips the parses that
+cannot end in a valid number); any other configured entity runs presidio's predefined
+recognizers for it on the whole text. `full` mode adds PERSON and LOCATION from spaCy NER
+(`pii_ner`), for documents in the configured languages. Scores are raised by context words
+(`pii_context`, replacing presidio's lemma enhancer; findings already at the top score are
+left alone), filtered by the threshold, and de-duplicated with presidio's
+`EntityRecognizer.remove_duplicates`, as `AnalyzerEngine.analyze` does.
 
 A recognizer that raises is counted (`errors[group]`) and the others still run: the document is
 scrubbed by whatever ran. Only when nothing ran is the scan a failure.
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gristmill.transforms import pii_prescreen as pre
+from gristmill.transforms.pii_phone import Rejected, phone_spans
 from gristmill.transforms.pii_recognizers import group_recognizers, other_recognizers
 
 PATTERN_ENTITIES = tuple(pre.GROUP_ENTITY.values())
@@ -102,10 +105,12 @@ class PiiEngine:
         self.groups = group_recognizers(settings.entities, settings.phone_regions)
         self.others = other_recognizers([e for e in settings.entities if e not in pre.ENTITY_GROUP])
         self.phone_digits = pre.min_phone_digits(tuple(settings.phone_regions))
+        self.iban_upper = pre.iban_upper_only(self.groups.get(pre.IBAN, ()))
         self.enhancer = PrefixContextEnhancer()
         self.all_recognizers = [r for group in self.groups.values() for r in group] + self.others
         self._phone_cache: OrderedDict[str, list] = OrderedDict()
         self._phone_by_regions: dict[tuple[str, ...], Any] = {}
+        self._rejected = Rejected()
         self.ner = None
         if with_ner and settings.ner_entities:
             from gristmill.transforms.pii_ner import NerScanner
@@ -117,6 +122,11 @@ class PiiEngine:
                 settings.ner_chunk_chars,
                 settings.ner_batch_size,
             )
+
+    def clear_caches(self) -> None:
+        """Forget memoised phone results (benchmarks measure a cold engine)."""
+        self._phone_cache.clear()
+        self._rejected = Rejected()
 
     def info(self) -> dict[str, Any]:
         from importlib import metadata
@@ -160,9 +170,7 @@ class PiiEngine:
             self._phone_cache.move_to_end(window)
             return self._phone_cache[window]
         recognizer = self._phone_recognizer(digits, "+" in window or "\uff0b" in window)
-        found = [
-            (r.start, r.end, r.score) for r in recognizer.analyze(window, ["PHONE_NUMBER"], None)
-        ]
+        found = phone_spans(recognizer, window, self._rejected)
         if cacheable:
             self._phone_cache[window] = found
             if len(self._phone_cache) > PHONE_CACHE:
@@ -197,7 +205,11 @@ class PiiEngine:
         scan = scan or Scan()
         use_windows = self.settings.prescreen if prescreen is None else prescreen
         results: list = []
-        spans = pre.windows(text, self.groups, self.phone_digits) if use_windows else None
+        spans = (
+            pre.windows(text, self.groups, self.phone_digits, self.iban_upper)
+            if use_windows
+            else None
+        )
         for group, recognizers in self.groups.items():
             for recognizer in recognizers:
                 try:
@@ -214,8 +226,11 @@ class PiiEngine:
                 scan.ran += 1
             except Exception:
                 scan.failed(recognizer.name)
-        if results:
-            results = self.enhancer.enhance_using_context(text, results, None, self.all_recognizers)
+        # Context words only raise scores, and never past MAX_SCORE: a finding already there
+        # (a validated address) is left as it is, and spared the look-back (it is most of them).
+        pending = [r for r in results if r.score < self.enhancer.MAX_SCORE]
+        if pending:
+            self.enhancer.enhance_using_context(text, pending, None, self.all_recognizers)
         scan.hits.extend(_hits(results))
         return scan
 
