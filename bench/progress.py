@@ -1,24 +1,36 @@
 """The live progress display on a ~100 MB run: how often it updates and how good its ETA is.
 
     python bench/progress.py [--corpus ../shared/corpus] [--mb 100] [--workers 1,2]
+                             [--input corpus|replicated] [--full] [--save FILE]
+    python bench/progress.py --replay FILE      # the current estimator on recorded runs
 
-Builds a ~100 MB input by repeating real text from the corpus in a temp dir (copies of
-`articles/sotu.jsonl` and of the books, `books/*.txt` + `books/shakespeare/*.txt`), then runs the
-real corpus job once per worker count exactly as `gristmill run` does, with the progress tracker
-around the pipeline, and records every update: its time, the ETA, the done fraction.
+Builds a ~100 MB input in a temp dir, then runs the real corpus job once per worker count
+exactly as `gristmill run` does (with `--full`, tokenizer training and MLM shards too, as the
+demo job), with the progress tracker around the pipeline, and records every update: its time,
+the ETA, the done fraction, the metrics snapshot it was computed from.
+
+Inputs: `corpus` (the default) takes every kind of real text the corpus has, once, stored
+uncompressed (books and Shakespeare, SOTU articles, the Wikipedia dump, WARC files, news and
+UDHR HTML pages, the SpamAssassin mail, the lingua sentences as books): ~106 MB, with only the
+duplicates the corpus itself holds. `replicated` repeats `articles/sotu.jsonl` and the books
+until the target: 4 in 5 documents are exact duplicates, so dedup leaves ~20 MB for the stages
+after it, which no estimate can know before dedup has grouped the documents.
 
 Reported per run: the largest gap between updates (target: at most 2 s); at the half-way point
 (the first update at or after half the pipeline's actual time T) the ETA against the actual time
 left and the predicted total (elapsed + ETA) against T (target: within 30%); the worst such
-errors over every later update; and the execution ms per input MB of each phase (what the
-tracker's priors are calibrated from). Other helpers run CPU-heavy work on this 2-core machine
-at the same time: the numbers are taken under that contention.
-`main(argv)` returns the numbers as a dict.
+errors over every later update; the execution ms per input MB of each phase; and the wall ms
+charged to each phase per MB that reached it (what the tracker's priors are calibrated from).
+Other helpers run CPU-heavy work on this 2-core machine at the same time: the numbers are
+taken under that contention. `--replay` re-scores saved runs with the estimator as it is now,
+on the very snapshots the live run saw. `main(argv)` returns the numbers as a dict.
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
 import json
 import logging
 import shutil
@@ -29,10 +41,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
+FULL = ["tokenizer.enabled=true", "mlm.enabled=true"]  # the training data too, as the demo job
 
 
 def build_input(corpus: Path, dest: Path, target_mb: float) -> list[str]:
-    """Copies of real files, alternating articles and books, until `target_mb`; CLI sources."""
+    """Copies of articles and books, alternating, until `target_mb`; CLI sources."""
     sotu = corpus / "articles" / "sotu.jsonl"
     books = sorted((corpus / "books").glob("*.txt")) + sorted(
         (corpus / "books" / "shakespeare").glob("*.txt")
@@ -55,7 +68,50 @@ def build_input(corpus: Path, dest: Path, target_mb: float) -> list[str]:
     return [f"articles={dest / 'articles'}", f"books={dest / 'books'}"]
 
 
-def run_tracked(sources: list[str], output: str, workers: int) -> dict[str, Any]:
+# kind -> the corpus files of that kind (globs under the corpus), for the `corpus` input
+KINDS = {
+    "books": ["books/*.txt", "books/shakespeare/*.txt", "multilingual/lingua-sentences/*.txt"],
+    "articles": ["articles/sotu.jsonl"],
+    "wiki": ["articles/enwiki-sample.xml.bz2"],
+    "web": ["web/*.warc*", "extraction/aeb-html/*.html.gz", "multilingual/udhr/*.html"],
+    "mail": ["email/spamassassin/*/*.txt"],
+}
+
+
+def _copy_plain(src: Path, out: Path) -> int:
+    """Copies `src`, decompressed (gzip, bz2), so its text counts in full; returns bytes."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(src.suffix)
+    if opener is None:
+        shutil.copyfile(src, out)
+    else:
+        out = out.with_suffix("")  # page.html.gz -> page.html
+        with opener(src, "rb") as fin, open(out, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    return out.stat().st_size
+
+
+def build_corpus_input(corpus: Path, dest: Path, target_mb: float) -> list[str]:
+    """Every kind of text in the corpus once, stored uncompressed (~106 MB); topped up to
+    `target_mb` with copies of the articles only if that is still short of it."""
+    total = 0
+    for kind, globs in KINDS.items():
+        for pattern in globs:
+            for src in sorted(corpus.glob(pattern)):
+                out = dest / kind / src.relative_to(corpus)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                total += _copy_plain(src, out)
+    sotu = corpus / "articles" / "sotu.jsonl"
+    copy = 0
+    while total < target_mb * 1e6:
+        shutil.copyfile(sotu, dest / "articles" / f"sotu-copy{copy:03d}.jsonl")
+        total += sotu.stat().st_size
+        copy += 1
+    return [f"{kind}={dest / kind}" for kind in KINDS]
+
+
+def run_tracked(
+    sources: list[str], output: str, workers: int, overrides: list[str] = ()
+) -> dict[str, Any]:
     """The job as pipelines/job.py runs it, with progress.track around the pipeline."""
     import apache_beam as beam
 
@@ -63,20 +119,41 @@ def run_tracked(sources: list[str], output: str, workers: int) -> dict[str, Any]
     from gristmill.pipelines.config import load
     from gristmill.runners import runner_for
 
-    cfg = load(None, [f"runner.workers={workers}"], cli_sources=sources, output=output)
+    cfg = load(None, [*overrides, f"runner.workers={workers}"], cli_sources=sources, output=output)
     started = time.monotonic()
     job = corpus.plan(cfg)
     runner, options = runner_for(cfg.section("runner"))
     release.clear(cfg.output)
     per_source = {name: sum(f.size for f in files) for name, files in job.files.items()}
     stamps: list[float] = []
+    snaps: list[dict[str, Any]] = []
+    plan: dict[str, Any] = {}
+
+    def record(_est: Any) -> None:
+        stamps.append(time.monotonic())
+        snap = tracker.last_snapshot  # what the estimate saw: kept to replay estimators
+        snaps.append(
+            {
+                "counters": {f"{ns}|{n}": v for (ns, n), v in snap.counters.items()},
+                "msecs": snap.msecs,
+                "planned": snap.plan is not None,
+                "pending": snap.pending,
+                "running": snap.running,
+                "durations": snap.durations,
+            }
+        )
+        if snap.plan is not None:
+            plan["plan"] = snap.plan
+
     with progress.track(job.stages, per_source, runner, "off", workers=workers) as tracker:
-        tracker.on_update = lambda _est: stamps.append(time.monotonic())
+        tracker.on_update = record
         track_start = time.monotonic()
         with beam.Pipeline(runner=runner, options=options) as p:
             parts = corpus.build(p, cfg, job)
             release.write_summary(p, cfg.output, parts)
         pipeline_end = time.monotonic()
+        final = tracker.update()  # charges the last second; not one of the display's updates
+        del tracker.updates[-1], stamps[-1], snaps[-1]
     elapsed = time.monotonic() - started
     manifest = release.finish(cfg, job.stages, {"elapsed_s": round(elapsed, 3)})
     actual = pipeline_end - track_start
@@ -87,22 +164,65 @@ def run_tracked(sources: list[str], output: str, workers: int) -> dict[str, Any]
             "fraction": round(e.fraction, 4),
             "phases": {k: round(v, 4) for k, v in e.phases.items()},
             "ms": e.ms,
+            "elapsed": e.elapsed_s,
+            "speed": e.speed,
+            "cost": e.cost,
+            "snapshot": snap,
         }
-        for s, e in zip(stamps, tracker.updates, strict=False)
+        for s, e, snap in zip(stamps, tracker.updates, snaps, strict=False)
     ]
     return {
         "workers": workers,
+        "stages": job.stages,
+        "source_bytes": per_source,
+        "overrides": list(overrides),
         "input_mb": round(job.input_bytes / 1e6, 1),
         "documents": manifest["counts"]["documents"],
         "pipeline_s": round(actual, 2),
         "job_s": round(elapsed, 2),
         "hooked": tracker.hooked,
         "updates": updates,
+        "plan": plan.get("plan"),
         "ms_per_mb": {
             p: round(s * 1000 / (job.input_bytes / 1e6), 1)
             for p, s in tracker.stage_seconds().items()
         },
+        "work_ms_per_mb": work_per_mb(tracker.shape, final, tracker.last_snapshot),
+        "overhead_s": final.overhead_s,
     }
+
+
+def work_per_mb(shape: Any, final: Any, snap: Any) -> dict[str, float]:
+    """Wall ms of work (less the runner's per-stage overhead) per MB reaching each phase: the
+    priors' unit."""
+    from gristmill.pipelines.progress_estimate import flow
+
+    mb = flow(shape, snap.counters).mb
+    return {p: round(w * 1000 / mb[p], 1) for p, w in final.work.items() if mb.get(p)}
+
+
+def replay(run: dict[str, Any]) -> dict[str, Any]:
+    """The run's updates as the current estimator makes them from the same snapshots."""
+    from gristmill.pipelines.progress_estimate import Estimator, JobShape
+    from gristmill.pipelines.progress_metrics import Snapshot
+
+    estimator = Estimator(JobShape(run["stages"], run["source_bytes"], run["workers"]))
+    plan = tuple(tuple(stage) for stage in run["plan"]) if run.get("plan") else None
+    updates = []
+    for u in run["updates"]:
+        raw = u["snapshot"]
+        known = plan if raw.get("planned") else None
+        snap = Snapshot(
+            {tuple(k.split("|", 1)): v for k, v in raw["counters"].items()},  # type: ignore[misc]
+            raw["msecs"],
+            known,
+            tuple(raw.get("pending", ())),
+            tuple(raw.get("running", ())),
+            tuple(raw.get("durations", ())),
+        )
+        est = estimator.update(snap, u["elapsed"])
+        updates.append({**u, "eta": est.eta_s, "fraction": est.fraction, "cost": est.cost})
+    return {**run, "updates": updates}
 
 
 def score(run: dict[str, Any]) -> dict[str, Any]:
@@ -150,59 +270,70 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mb", type=float, default=100.0, help="input size to build")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     parser.add_argument("--save", help="write the runs (every update) to this JSON file")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the full job, as sample/demo.yaml: tokenizer training and MLM shards too",
+    )
+    parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
+    parser.add_argument(
+        "--input", choices=("corpus", "replicated"), default="corpus", help="see the module doc"
+    )
+    parser.add_argument("--replay", help="re-score the runs saved in this JSON file; run nothing")
     args = parser.parse_args(argv)
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    if args.replay:
+        results = json.loads(Path(args.replay).read_text())
+        results["runs"] = [replay(r) for r in results["runs"]]
+    else:
+        results = measure(args)
+        if not results:
+            return {}
+    for run in results["runs"]:
+        run["score"] = score(run)
+    report(results["runs"])
+    if args.save:
+        Path(args.save).write_text(json.dumps(results))
+    return results
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     corpus = Path(args.corpus)
     if not (corpus / "articles" / "sotu.jsonl").is_file():
         print(
             f"bench/progress: no corpus at {corpus} (needs articles/sotu.jsonl); nothing measured"
         )
         return {}
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
-    results: dict[str, Any] = {"runs": []}
+    results: dict[str, Any] = {"input": args.input, "runs": []}
+    build = build_corpus_input if args.input == "corpus" else build_input
     with tempfile.TemporaryDirectory(prefix="gristmill-progress-") as tmp:
-        sources = build_input(corpus, Path(tmp) / "in", args.mb)
+        sources = build(corpus, Path(tmp) / "in", args.mb)
         for workers in (int(w) for w in args.workers.split(",")):
-            run = run_tracked(sources, str(Path(tmp) / f"out-{workers}"), workers)
-            run["score"] = score(run)
-            results["runs"].append(run)
+            overrides = [*FULL, *args.set] if args.full else list(args.set)
+            out = str(Path(tmp) / f"out-{workers}")
+            results["runs"].append(run_tracked(sources, out, workers, overrides))
+    return results
+
+
+def report(runs: list[dict[str, Any]]) -> None:
     rows = [
-        {"workers": r["workers"], "input_mb": r["input_mb"], **r["score"]} for r in results["runs"]
-    ]
-    rows = [
-        {**row, "pipeline_s": r["pipeline_s"]} for row, r in zip(rows, results["runs"], strict=True)
+        {"workers": r["workers"], "input_mb": r["input_mb"], "pipeline_s": r["pipeline_s"]}
+        | r["score"]
+        for r in runs
     ]
     print("progress display on a real run (taken under contention from other helpers' work)")
-    print(
-        _table(
-            rows,
-            [
-                "workers",
-                "input_mb",
-                "pipeline_s",
-                "updates",
-                "max_gap_s",
-                "first_eta_s",
-                "half_t_s",
-                "half_eta_s",
-                "half_actual_left_s",
-                "half_eta_err",
-                "half_total_err",
-                "worst_eta_err_after_half",
-                "worst_total_err_after_half",
-            ],
+    print(_table(rows, list(rows[0])))
+    for title, key in (
+        ("execution ms per input MB, per phase (summed over workers)", "ms_per_mb"),
+        ("wall ms of work per MB reaching the phase (the priors' unit)", "work_ms_per_mb"),
+    ):
+        phases = sorted({p for r in runs for p in r.get(key, {})})
+        print(f"\n{title}")
+        print(
+            _table(
+                [{"workers": r["workers"], **r.get(key, {})} for r in runs], ["workers", *phases]
+            )
         )
-    )
-    phases = sorted({p for r in results["runs"] for p in r["ms_per_mb"]})
-    print("\nexecution ms per input MB, per phase (summed over workers)")
-    print(
-        _table(
-            [{"workers": r["workers"], **r["ms_per_mb"]} for r in results["runs"]],
-            ["workers", *phases],
-        )
-    )
-    if args.save:
-        Path(args.save).write_text(json.dumps(results, indent=1))
-    return results
 
 
 if __name__ == "__main__":

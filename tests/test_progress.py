@@ -15,7 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from gristmill.pipelines import progress
-from gristmill.pipelines.progress import JobShape, Snapshot, estimate, phase_of
+from gristmill.pipelines.progress import Estimator, JobShape, Snapshot, estimate, phase_of
+from gristmill.pipelines.progress_estimate import flow, stage_overhead
 
 # Worker processes cannot import this test module: ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -77,6 +78,11 @@ def _check_live(tracker: progress.Tracker) -> None:
     assert "pipeline finished" in tracker.output  # type: ignore[attr-defined]
     seconds = tracker.stage_seconds()
     assert seconds.get("read", 0) > 0.5  # 60 x 50 ms of sleeping inside Read/src
+    # the runner's plan was seen, and by the end every fused stage in it had run
+    last = tracker.metrics.snapshot()
+    assert last.plan and any("Read/src" in stage for stage in last.plan)
+    assert last.pending == () and len(last.durations) >= len(last.plan)
+    assert tracker.updates[-1].wall.get("read/src", 0) > 1.0  # the sleeping, charged to it
 
 
 def test_live_numbers_with_one_worker():
@@ -90,74 +96,195 @@ def test_live_numbers_with_two_worker_processes():
     _check_live(tracker)
 
 
-def _snap(read_bytes: int, docs: int, kept: int, ms: dict[str, int]) -> Snapshot:
+# ---- the estimate, from synthetic snapshots ---------------------------------------------------
+
+MB = 1_000_000
+STAGES = ["read", "normalize", "dedup_exact", "pii"]
+PRIORS = {"read": 100.0, "normalize": 100.0, "dedup_exact": 100.0, "pii": 200.0}
+PRIORS |= {"tokenizer": 300.0, "mlm": 300.0, "write": 0.0}
+# the runner's fused stages: read; the text stages; dedup's join with pii; training; shards
+PLAN = (
+    ("Files/src", "Spread/src", "Read/src"),
+    ("Normalize/Check", "Dedup_exact/Hash", "CountRead/Kept"),
+    ("Dedup_exact/Join", "Pii/Scan", "Tokenizer/Sample", "WriteDocuments/Write"),
+    ("Tokenizer/Train", "ref_PCollection_PCollection_7"),
+    ("Mlm/Encode", "Mlm/Shards/Write"),
+)
+
+
+def _counters(read=0, docs=0, **stages: tuple[int, int]) -> dict:
+    """Counters of one source `src`: bytes and documents read, (kept, dropped) per stage."""
+    out = {("read.src", "bytes"): read, ("read.src", "documents"): docs}
+    for stage, (kept, dropped) in stages.items():
+        out[(stage, "src.kept")] = kept
+        out[(stage, "src.dropped.why")] = dropped
+    return out
+
+
+def _shot(counters=None, ms=None, pending=None, running=(), durations=(), plan=PLAN):
+    """A snapshot; by default, no fused stage of the plan has run yet."""
+    pending = range(len(plan or ())) if pending is None else pending
     return Snapshot(
-        counters={
-            ("read.src", "bytes"): read_bytes,
-            ("read.src", "documents"): docs,
-            ("normalize", "src.in"): kept,
-            ("normalize", "src.kept"): kept,
-        },
-        msecs=ms,
+        counters or {},
+        ms or {},
+        plan,
+        tuple(pending) if plan else (),
+        tuple(running) if plan else (),
+        tuple(durations),
     )
 
 
-def test_estimate_extrapolates_each_phase_at_its_own_rate():
-    shape = JobShape(["read", "normalize"], {"src": 100_000_000})
-    # read done (100 docs, 20 s of work), normalize a quarter through (10 s): normalize will
-    # need 30 s more; then the tail, its wall-time prior at the speed seen against the priors.
-    snap = _snap(100_000_000, 100, 25, {"Read/src": 20_000, "Normalize/Check": 10_000})
-    est = estimate(shape, snap, elapsed=32.0, work_started=2.0)
-    assert est.phases["read"] == 1.0
-    assert est.phases["normalize"] == pytest.approx(0.25)
-    prior = progress.PRIOR_MS_PER_MB
-    speed = 30_000 / (prior["read"] * 100 + prior["normalize"] * 100 * 0.25)
-    tail_s = progress.TAIL_WALL_MS_PER_MB[1] * 100 * speed / 1000
-    wall_per_ms = 30.0 / 30_000  # this run's wall seconds per execution ms
-    assert est.eta_s == pytest.approx(30_000 * wall_per_ms + tail_s)
-    assert est.fraction == pytest.approx(30 / (30 + est.eta_s))
-    assert est.docs["normalize"] == (25, 25, 0)
+def _estimator(stages=STAGES) -> Estimator:
+    return Estimator(JobShape(list(stages), {"src": 100 * MB}), PRIORS)
 
 
-def test_the_tail_counts_down_once_every_stage_is_done():
-    shape = JobShape(["read", "normalize"], {"src": 100_000_000}, workers=2)
-    snap = _snap(100_000_000, 100, 100, {"Read/src": 20_000, "Normalize/Check": 40_000})
-    first = estimate(shape, snap, elapsed=40.0, work_started=2.0)
-    assert first.tail_started == 40.0 and first.phases["write"] == 0.0
-    later = estimate(shape, snap, elapsed=43.0, work_started=2.0, tail_started=40.0)
-    assert later.eta_s == pytest.approx(first.eta_s - 3.0)
-    assert 0 < later.phases["write"] < 1
-    overdue = estimate(shape, snap, elapsed=400.0, work_started=2.0, tail_started=40.0)
-    assert 0 < overdue.eta_s < first.eta_s
+def test_time_is_charged_to_the_phases_that_worked_in_proportion():
+    est = _estimator()
+    est.update(_shot(_counters(0, 0), {"Read/src": 1}), 10.0)  # work starts
+    later = est.update(
+        _shot(_counters(50 * MB, 50), {"Read/src": 1001, "Normalize/Check": 3000}), 14.0
+    )
+    assert later.wall["read/src"] == pytest.approx(1.0)  # each source read is a phase
+    assert later.wall["normalize"] == pytest.approx(3.0)
+
+
+def test_while_no_transform_runs_the_time_goes_to_the_running_stage():
+    # The runner groups the join's input: no msecs grow; dedup_exact (the earliest phase of the
+    # stage that is not done) is waiting for it, not pii and not the writes.
+    est = _estimator()
+    ms = {"Read/src": 5000, "Normalize/Check": 5000}
+    c = _counters(100 * MB, 100, normalize=(100, 0))
+    est.update(_shot(c, {"Read/src": 1}), 0.0)
+    est.update(_shot(c, ms, pending=(2, 3, 4), running=(2,)), 10.0)
+    gap = est.update(_shot(c, ms, pending=(2, 3, 4), running=(2,)), 17.0)
+    assert gap.wall["dedup_exact"] == pytest.approx(7.0)
+    assert gap.wall.get("pii", 0.0) == 0.0
+
+
+def test_a_phase_under_way_goes_on_at_its_own_rate_after_its_first_output():
+    est = _estimator(["read", "dedup_exact"])
+    c = _counters(100 * MB, 100)
+    est.update(_shot(c, {"Read/src": 1}), 0.0)
+    # 20 s of hashing and grouping before dedup's first document comes out...
+    est.update(_shot(c, {"Read/src": 1, "Dedup_exact/Hash": 20_000}), 20.0)
+    # ...then 10 s for the first half of its documents: 10 s more to go, not 20 + 20 + ...
+    c = _counters(100 * MB, 100, dedup_exact=(40, 10))
+    ms = {"Read/src": 1, "Dedup_exact/Hash": 20_000, "Dedup_exact/Join": 10_000}
+    half = est.update(_shot(c, ms), 30.0)
+    assert half.phases["dedup_exact"] == pytest.approx(0.5)
+    assert half.cost["dedup_exact"] == pytest.approx(40.0)
+
+
+def test_phases_not_started_cost_their_prior_at_the_speed_of_this_run():
+    est = _estimator()
+    est.update(_shot(_counters(0, 0), {"Read/src": 1}), 0.0)
+    # the read took 20 s for a prior of 100 ms/MB x 100 MB = 10 s: this run goes at speed 2
+    done = est.update(_shot(_counters(100 * MB, 100), {"Read/src": 20_000}), 20.0)
+    assert done.speed == pytest.approx(2.0)
+    # normalize 100 ms/MB, dedup 100, pii 200, tokenizer and mlm 300 each, on 100 MB, twice
+    # as slow; the writes have no prior; no stage overhead measured yet
+    assert done.eta_s == pytest.approx(2 * (10 + 10 + 20 + 30 + 30))
+    assert done.cost["tokenizer"] == pytest.approx(60.0)
+
+
+def test_each_source_is_read_at_its_own_rate_and_the_cheapest_sets_the_speed():
+    shape = JobShape(["read", "normalize"], {"books": 50 * MB, "web": 50 * MB})
+    est = Estimator(shape, {"read": 100.0, "normalize": 100.0, "write": 0.0})
+    plan = (("Read/books",), ("Read/web",), ("Normalize/Check",))
+    c = {("read.books", "bytes"): 0, ("read.books", "documents"): 0}
+    est.update(_shot(c, {"Read/books": 1}, plan=plan), 0.0)
+    # the books took 5 s (their prior: speed 1); half the web pages 50 s (HTML: 20 times that)
+    c = {("read.books", "bytes"): 50 * MB, ("read.books", "documents"): 50}
+    c |= {("read.web", "bytes"): 25 * MB, ("read.web", "documents"): 500}
+    read = est.update(_shot(c, {"Read/books": 5001, "Read/web": 50_000}, plan=plan), 55.0)
+    assert read.speed == pytest.approx(1.0, rel=1e-3)
+    assert read.eta_s == pytest.approx(50 + 10, rel=1e-3)  # the web's other half; normalize
+
+
+def test_what_the_stages_drop_does_not_reach_the_phases_after_them():
+    est = _estimator()
+    est.update(_shot(_counters(0, 0), {"Read/src": 1}), 0.0)
+    c = _counters(100 * MB, 100, normalize=(100, 0), dedup_exact=(20, 80))
+    ms = {"Read/src": 10_000, "Normalize/Check": 10_000, "Dedup_exact/Join": 10_000}
+    after = est.update(_shot(c, ms, pending=(3, 4)), 30.0)
+    assert flow(est.shape, c).mb["pii"] == pytest.approx(20.0)
+    # speed 1 (30 s for 30 s of priors): pii 200 ms/MB, tokenizer and mlm 300, on 20 MB
+    assert after.eta_s == pytest.approx(4 + 6 + 6, rel=1e-3)
+
+
+def test_the_plan_says_which_phases_come_after_the_stages():
+    text_only = (*PLAN[:2], ("Dedup_exact/Join", "Pii/Scan", "WriteDocuments/Write"))
+    shots = []
+    for plan in (PLAN, text_only, None):
+        est = _estimator()
+        est.update(_shot(_counters(0, 0), {"Read/src": 1}, plan=plan), 0.0)
+        c = _counters(100 * MB, 100)
+        shots.append(est.update(_shot(c, {"Read/src": 10_000}, plan=plan), 10.0))
+    full, text, unknown = shots
+    assert "tokenizer" in full.cost and "mlm" in full.cost
+    assert "tokenizer" not in text.cost and "mlm" not in text.cost
+    assert full.eta_s == pytest.approx(text.eta_s + 30 + 30)
+    assert unknown.eta_s == pytest.approx(text.eta_s)  # without a plan: the stages only
+
+
+def test_a_phase_without_counters_is_done_when_its_stages_have_run():
+    est = _estimator()
+    c = _counters(100 * MB, 100, normalize=(100, 0), dedup_exact=(100, 0), pii=(100, 0))
+    ms = {"Read/src": 10_000, "Normalize/Check": 10_000, "Dedup_exact/Join": 10_000}
+    est.update(_shot(c, {"Read/src": 1}), 0.0)
+    est.update(_shot(c, ms | {"Pii/Scan": 20_000}, pending=(3, 4), running=(3,)), 50.0)
+    training = ms | {"Pii/Scan": 20_000, "Tokenizer/Train": 30_000}
+    trained = est.update(_shot(c, training, pending=(4,)), 80.0)
+    assert trained.phases["tokenizer"] == 1.0
+    assert trained.eta_s == pytest.approx(30.0, rel=1e-3)  # mlm only: 300 ms/MB x 100 MB at speed 1
+
+
+def test_each_stage_still_to_run_costs_the_runner_s_overhead_per_stage():
+    est = _estimator(["read"])
+    plan = (("Files/src",), ("Read/src",), *((f"WriteDocuments/Step{i}",) for i in range(10)))
+    est.update(_shot(_counters(0, 0), {"Read/src": 1}, plan=plan, pending=range(12)), 0.0)
+    shot = _shot(
+        _counters(100 * MB, 100),
+        {"Read/src": 10_000},
+        plan=plan,
+        pending=range(2, 12),
+        durations=(0.2, 0.3, 0.4, 0.5, 9.0),  # the median: most stages are small
+    )
+    assert est.update(shot, 10.0).eta_s == pytest.approx(10 * 0.4)
+
+
+def test_the_stage_overhead_needs_enough_stages_to_ignore_the_big_ones():
+    assert stage_overhead((8.0, 0.1, 0.2, 0.1)) == 0.0  # the workers' start is no typical stage
+    assert stage_overhead((8.0, 0.1, 0.2, 0.1, 0.3)) == pytest.approx(0.2)
 
 
 def test_no_eta_before_work_is_measured():
     shape = JobShape(["read"], {"src": 1000})
-    assert estimate(shape, Snapshot(), 3.0, None).eta_s is None
-    assert estimate(shape, _snap(0, 0, 0, {"Read/src": 10}), 3.0, 2.9).eta_s is None
+    assert estimate(shape, Snapshot(), 3.0).eta_s is None
+    est = Estimator(shape)
+    est.update(Snapshot(_counters(0, 0), {"Read/src": 10}), 2.9)
+    assert est.update(Snapshot(_counters(10, 1), {"Read/src": 20}), 3.0).eta_s is None
 
 
 def test_stage_fraction_counts_documents_by_their_source_size():
     # two sources: big books, small articles; one book done is worth many articles
     shape = JobShape(["read", "normalize"], {"books": 9_000, "news": 1_000})
-    snap = Snapshot(
-        counters={
-            ("read.books", "bytes"): 9_000,
-            ("read.books", "documents"): 3,
-            ("read.news", "bytes"): 1_000,
-            ("read.news", "documents"): 10,
-            ("normalize", "books.kept"): 1,
-            ("normalize", "news.kept"): 8,
-            ("normalize", "news.dropped.empty"): 2,
-        }
-    )
-    est = estimate(shape, snap, 10.0, None)
-    assert est.phases["normalize"] == pytest.approx((3_000 + 1_000) / 10_000)
+    counters = {
+        ("read.books", "bytes"): 9_000,
+        ("read.books", "documents"): 3,
+        ("read.news", "bytes"): 1_000,
+        ("read.news", "documents"): 10,
+        ("normalize", "books.kept"): 1,
+        ("normalize", "news.kept"): 8,
+        ("normalize", "news.dropped.empty"): 2,
+    }
+    assert flow(shape, counters).fractions["normalize"] == pytest.approx((3_000 + 1_000) / 10_000)
 
 
 def test_transform_labels_map_to_phases():
     stages = ["read", "normalize", "dedup_near"]
     assert phase_of("Read/books", stages) == "read"
+    assert phase_of("ReadDocs", stages) == "read"
     assert phase_of("Spread/books/AddRandomKeys", stages) == "read"
     assert phase_of("Normalize/Apply/Check", stages) == "normalize"
     assert phase_of("Dedup_near/Apply/MinHash", stages) == "dedup_near"
@@ -180,9 +307,10 @@ def test_rich_view_renders_bars_and_stages():
     out = io.StringIO()
     shape = JobShape(["read", "normalize"], SOURCE_BYTES)
     view = progress.RichView(out)
-    est = estimate(shape, _snap(30_000, 30, 10, {"Read/src": 900}), 5.0, 1.0)
-    view.show(shape, est)
+    est = Estimator(shape)
+    est.update(Snapshot(_counters(0, 0), {"Read/src": 1}), 1.0)
+    view.show(shape, est.update(Snapshot(_counters(30_000, 30), {"Read/src": 900}), 5.0))
     view.close()
     text = out.getvalue()
-    assert "0.0 / 0.1 MB" in text or "0.0 / 0.1" in text
+    assert "0.0 / 0.1" in text
     assert "normalize" in text and "ETA" in text
