@@ -187,6 +187,25 @@ def _inputs(d: dict) -> str:
     )
 
 
+def _refresh(d: dict) -> str:
+    """A refresh: where the older documents live and what this run left out as already there."""
+    r = d["manifest"].get("refresh")
+    if not r:
+        return ""
+    present = r.get("already_present", {})
+    rows = [
+        ("parent release", r.get("parent", "")),
+        ("lineage (nearest first)", " · ".join(r.get("lineage", []))),
+        ("tokenizer", r.get("tokenizer", "")),
+        ("inputs read", ch.count(r.get("inputs_read", 0))),
+        ("inputs skipped (read by an earlier release)", ch.count(len(r.get("inputs_skipped", [])))),
+        ("documents added", ch.count(r.get("documents_added", 0))),
+        ("already present: exact", ch.count(present.get("exact", 0))),
+        ("already present: near", ch.count(present.get("near", 0))),
+    ]
+    return ch.section("refresh", "Refresh", ch.table(["", ""], rows))
+
+
 def _other(d: dict) -> str:
     parts = []
     for stage, keys in sorted(d["reports"].items()):
@@ -232,6 +251,7 @@ SECTIONS: list[tuple[str, Callable[[dict], str]]] = [
     ("privacy", _privacy),
     ("timings", _timings),
     ("inputs", _inputs),
+    ("refresh", _refresh),
     ("other", _other),
     ("config", _config),
 ]

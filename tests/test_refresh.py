@@ -123,6 +123,13 @@ def test_refresh_keeps_only_new_documents(refreshed):
     assert section["documents_added"] == len(new_ids) == manifest["counts"]["documents"]
 
 
+def test_run_report_shows_the_refresh(refreshed):
+    _, out, manifest, _ = refreshed
+    html = (out / "reports" / "run.html").read_text(encoding="utf-8")
+    assert 'id="refresh"' in html
+    assert str(manifest["refresh"]["parent"]) in html
+
+
 def test_refresh_skips_inputs_already_read(refreshed):
     parent, _, manifest, _ = refreshed
     skipped = manifest["refresh"]["inputs_skipped"]
