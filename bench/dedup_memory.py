@@ -1,21 +1,32 @@
-"""Peak memory of the dedup stages on 1x and 10x the input.
+"""Peak memory of the dedup stages on 1x and 10x the input: per worker, and in the runner.
 
-    python bench/dedup_memory.py [--corpus ../shared/corpus] [--docs 2000] [--in-memory]
+    python bench/dedup_memory.py [--corpus ../shared/corpus] [--docs 2000] [--workers 2]
+                                 [--baseline REF] [--in-memory]
 
 1x is `--docs` distinct documents of real text cut into 2-5 KB pieces (books, Shakespeare, State
 of the Union, Wikipedia: bench/dedup.py's reader). 10x is each of them followed by nine variants
 (two exact copies, seven copies with 0.5%..5% of words edited), so the stages also meet ten times
-the duplicates. Both are JSON lines. Each (job, size) runs in its own subprocess on Beam's
-FnApiRunner in multi_processing mode with one worker: the controller process stands in for the
-runner's shuffle service (it holds every shuffled PCollection, as Dataflow's shuffle would on its
-own machines); the SDK worker process runs every DoFn, and its peak is "memory per worker".
-Jobs:
-- `dedup`: read, parse, dedup_exact, dedup_near (defaults, no index files), count;
-- `control`: read, parse, a GroupByKey by id, count: what the runner's own buffers (gRPC, data
-  channel queues of up to 5 x 10 MB in and 100 MB out per worker) cost at each size.
-Peak resident memory comes from the kernel: ru_maxrss of the process and of its waited-for
-children (the worker). `--in-memory` adds the single-process mode. `main(argv)` returns the
-numbers.
+the duplicates. Both are JSON lines.
+
+Each (tree, job, size) runs in its own subprocess on Beam's FnApiRunner in multi_processing mode
+with `--workers` SDK worker processes. The two kinds of process hold different things:
+- a worker runs every DoFn of ours, and its peak is "memory per worker", the figure the target
+  (10x within 1.3x of 1x) is about;
+- the runner process holds every shuffled PCollection whole (the local runner's shuffle is a dict
+  in memory), so it grows with the input by design; on Dataflow, Flink or Spark the shuffle lives
+  in a service or on disk.
+The local runner also costs the worker memory that grows with the input: it ships a stage's input
+to each worker as one bundle, a grouped (GroupByKey) input as a single message of 1/workers of the
+grouped PCollection, and both sides of its data channel queue up to 100 MB of elements. The
+`largest_group_msg_mb` column is the largest such message; the `control` job (read, parse, one
+GroupByKey of the documents by id, count) shows what that costs with no dedup code at all.
+
+Peaks come from the kernel: the runner's VmHWM and the largest ru_maxrss of its waited-for
+children (the workers). A thread samples every process's RSS every 0.1 s to name the stage
+running when a worker peaked. `--baseline REF` runs the dedup job a second time on the git
+revision REF of transforms/ and schemas/ (exported to a temporary directory and put first on
+PYTHONPATH, which the workers inherit), so one run prints before and after side by side.
+`--in-memory` adds the single-process mode. `main(argv)` returns the numbers.
 """
 
 from __future__ import annotations
@@ -23,20 +34,37 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from dedup import DEFAULT_CORPUS, chop, edit, read_texts  # noqa: E402
 
 TARGET = 1.3
+SAMPLE_SECONDS = 0.1
+BUNDLE_LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle"
+STAGE_PREFIX = "Running bundle for stage "
+# glibc keeps freed memory for reuse: with these, blocks of 64 KiB or more are unmapped when
+# freed and the heap is trimmed, so a process's RSS follows what it holds (Dask's workers set the
+# trim threshold the same way); two arenas instead of eight per core for the gRPC threads.
+TRIMMED = {
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": "65536",
+    "MALLOC_TRIM_THRESHOLD_": "65536",
+}
+MALLOC = {"stock": {}, "trimmed": TRIMMED}
 
 
 def write_inputs(corpus: Path, docs: int, out: Path) -> dict[int, Path]:
@@ -59,22 +87,122 @@ def write_inputs(corpus: Path, docs: int, out: Path) -> dict[int, Path]:
     return paths
 
 
-def _peak_kib_self() -> int:
+def baseline_tree(ref: str, out: Path) -> Path:
+    """A directory holding the `gristmill` package (transforms, schemas) as of git `ref`."""
+    src = out / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "gristmill", "transforms", "schemas"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    pkg = out / "pkg" / "gristmill"
+    shutil.copytree(src / "gristmill", pkg)
+    shutil.copytree(src / "transforms", pkg / "transforms")
+    shutil.copytree(src / "schemas", pkg / "schemas")
+    return out / "pkg"
+
+
+# ---- one measured run (the child process) ------------------------------------------------------
+
+
+def _status_kib(pid: int | str, field: str) -> int:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1])
-    except OSError:
+    except (OSError, ValueError):
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return 0
 
 
-def child(path: str, mode: str, job: str) -> None:
-    """Runs the dedup stages on one input; prints peak RSS (KiB) of this process and its workers."""
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (the workers run under a /bin/sh of the runner's)."""
+    parent: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = parent.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _stage_name(fused: str) -> str:
+    """A fused stage by its first named read (`Near/Apply/ById/Read`) or first transform."""
+    parts = re.findall(r"[^()+]+", fused)
+    for part in parts:
+        if part.endswith("/Read") and not part.startswith("ref_"):
+            return part
+    named = [p for p in parts if p.startswith("ref_AppliedPTransform_")] or parts or [fused]
+    return re.sub(r"^ref_AppliedPTransform_|_\d+$", "", named[0])[:80]
+
+
+class Sampler(threading.Thread):
+    """Worker and runner RSS every SAMPLE_SECONDS, with the stage the runner is running."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stage = "start"
+        self.worker_peak = (0, "")
+        self.workers: set[int] = set()
+        self.done = threading.Event()
+        runner = self
+
+        class Stages(logging.Handler):
+            def emit(self, record):
+                msg = record.getMessage()
+                if msg.startswith(STAGE_PREFIX):
+                    runner.stage = _stage_name(msg.split("\n")[0][len(STAGE_PREFIX) :])
+
+        log = logging.getLogger(BUNDLE_LOGGER)
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        log.addHandler(Stages())
+
+    def run(self):
+        while not self.done.wait(SAMPLE_SECONDS):
+            for pid in _descendants(os.getpid()):
+                kib = _status_kib(pid, "VmRSS:")
+                if kib > 50 * 1024:  # a worker, not its /bin/sh
+                    self.workers.add(pid)
+                if kib > self.worker_peak[0]:
+                    self.worker_peak = (kib, self.stage)
+
+
+def _watch_group_messages() -> list[int]:
+    """Sizes of the grouped inputs the runner sends to workers (one message per worker)."""
+    sizes: list[int] = []
+    try:
+        from apache_beam.runners.portability.fn_api_runner import execution
+
+        original = execution.GroupingBuffer.partition
+    except (ImportError, AttributeError):
+        return sizes
+
+    def partition(self, n):
+        parts = original(self, n)
+        sizes.extend(sum(len(b) for b in part) for part in parts)
+        return parts
+
+    execution.GroupingBuffer.partition = partition
+    return sizes
+
+
+def child(path: str, mode: str, job: str, workers: int) -> None:
+    """Runs one job on one input; prints its peaks as JSON."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+    import gristmill.transforms as ours
     from gristmill.schemas.records import Document
     from gristmill.transforms import dedup_exact, minhash
     from gristmill.transforms.accounting import StageContext
@@ -85,21 +213,26 @@ def child(path: str, mode: str, job: str) -> None:
     section["index"]["enabled"] = False
     options = PipelineOptions(
         [
-            "--direct_num_workers=1",
+            f"--direct_num_workers={workers if mode == 'multi_processing' else 1}",
             f"--direct_running_mode={mode}",
             "--default_sdk_harness_log_level=ERROR",
         ]
     )
-    counts = Path(path).with_suffix(f".{mode}.{job}.counts")
+    counts = Path(path).with_suffix(f".{mode}.{job}.{os.getpid()}.counts")
 
     def parse(line: str) -> Document:
         row = json.loads(line)
         return Document(row["id"], row["source"], "bench", row["text"])
 
     def save(n: int) -> None:
-        counts.write_text(str(n))
+        import gristmill.transforms as in_worker  # the code the workers ran
 
+        counts.write_text(json.dumps([n, str(Path(in_worker.__file__).parent)]))
+
+    sampler = Sampler()
+    group_sizes = _watch_group_messages()
     started = time.perf_counter()
+    sampler.start()
     with (
         tempfile.TemporaryDirectory() as tmp,
         beam.Pipeline(runner=FnApiRunner(), options=options) as p,
@@ -113,26 +246,48 @@ def child(path: str, mode: str, job: str) -> None:
             ctx = StageContext("dedup_near", tmp, 0, {})
             kept, _, _ = kept | "Near" >> minhash.build(section, ctx)
         kept | beam.combiners.Count.Globally() | beam.Map(save)
+    sampler.done.set()
+    sampler.join()
+    kept_n, worker_code = json.loads(counts.read_text())
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(
         json.dumps(
             {
-                "controller_kib": _peak_kib_self(),
-                "worker_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                "runner_kib": _status_kib("self", "VmHWM:"),
+                "worker_kib": max(children, sampler.worker_peak[0]),
+                "worker_peak_stage": sampler.worker_peak[1],
+                "workers": len(sampler.workers),
+                "largest_group_msg_kib": max(group_sizes, default=0) // 1024,
                 "seconds": round(time.perf_counter() - started, 1),
-                "kept": int(counts.read_text()),
+                "kept": kept_n,
+                "code": [str(Path(ours.__file__).parent), worker_code],
             }
         )
     )
+    counts.unlink()
 
 
-def measure(path: Path, mode: str, job: str) -> dict:
+# ---- the driver --------------------------------------------------------------------------------
+
+
+def measure(path: Path, job: str, args, tree: Path | None, malloc: str, mode: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in TRIMMED}
+    env.update(MALLOC[malloc])
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")]).rstrip(":")
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(path), "--mode", mode, "--job", job],
+        [sys.executable, __file__, "--child", str(path), "--mode", mode, "--job", job]
+        + ["--workers", str(args.workers)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
+        cwd=path.parent,  # not the repository: `python -m` workers put their cwd first on sys.path
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if tree is not None and not all(c.startswith(str(tree)) for c in got["code"]):
+        raise SystemExit(f"bench/dedup_memory: the baseline ran {got['code']}, not {tree}")
+    return got
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -141,13 +296,16 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--baseline", help="a git revision to measure side by side (e.g. HEAD)")
+    parser.add_argument("--malloc", default="stock,trimmed", help="allocator settings to run")
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--mode", default="multi_processing")
     parser.add_argument("--job", default="dedup")
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.mode, args.job)
+        child(args.child, args.mode, args.job, args.workers)
         return {}
     corpus = Path(args.corpus)
     if not (corpus / "books").is_dir():
@@ -155,41 +313,70 @@ def main(argv: list[str] | None = None) -> dict:
             f"bench/dedup_memory: {corpus} not found; it needs the real corpus. Nothing measured."
         )
         return {}
-    modes = ["multi_processing"] + (["in_memory"] if args.in_memory else [])
+    mallocs = args.malloc.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_inputs(corpus, args.docs, Path(tmp))
-        for mode in modes:
-            for job in ("dedup", "control"):
-                for scale in (1, 10):
-                    got = measure(paths[scale], mode, job)
-                    worker = got["worker_kib"] / 1024 if mode != "in_memory" else None
-                    rows.append(
-                        {
-                            "mode": mode,
-                            "job": job,
-                            "input": f"{scale}x",
-                            "mb": round(paths[scale].stat().st_size / 1e6, 1),
-                            "kept": got["kept"],
-                            "worker_peak_mb": round(worker, 1) if worker else "",
-                            "controller_peak_mb": round(got["controller_kib"] / 1024, 1),
-                            "seconds": got["seconds"],
-                        }
-                    )
-    peak = {(r["job"], r["input"]): r["worker_peak_mb"] for r in rows if r["mode"] == modes[0]}
-    ratio = round(peak[("dedup", "10x")] / peak[("dedup", "1x")], 3)
-    control = round(peak[("control", "10x")] / peak[("control", "1x")], 3)
+        runs: list[tuple[str, Path | None, str, str, str]] = []  # tree, path, malloc, mode, job
+        if args.baseline:
+            base = baseline_tree(args.baseline, Path(tmp) / "base")
+            runs.append((args.baseline, base, "stock", "multi_processing", "dedup"))
+        for job in ("dedup", "control"):
+            runs += [("current", None, m, "multi_processing", job) for m in mallocs]
+            if args.in_memory:
+                runs.append(("current", None, "stock", "in_memory", job))
+        for name, tree, malloc, mode, job in runs:
+            for scale in (1, 10):
+                got = measure(paths[scale], job, args, tree, malloc, mode)
+                in_memory = mode == "in_memory"
+                rows.append(
+                    {
+                        "tree": name,
+                        "malloc": malloc,
+                        "mode": mode if in_memory else f"{mode} x{args.workers}",
+                        "job": job,
+                        "input": f"{scale}x",
+                        "mb": round(paths[scale].stat().st_size / 1e6, 1),
+                        "kept": got["kept"],
+                        "worker_peak_mb": "" if in_memory else round(got["worker_kib"] / 1024, 1),
+                        "runner_peak_mb": round(got["runner_kib"] / 1024, 1),
+                        "largest_group_msg_mb": round(got["largest_group_msg_kib"] / 1024, 1),
+                        "seconds": got["seconds"],
+                        "worker_peak_stage": "" if in_memory else got["worker_peak_stage"],
+                    }
+                )
+    return report(rows)
+
+
+def report(rows: list[dict]) -> dict:
     cols = list(rows[0])
-    print("Peak RSS, dedup stages vs a GroupByKey-only control (other jobs shared the 2 cores)")
+    print("Peak RSS of the dedup stages and of a GroupByKey-only control (2 cores, shared)")
     print("  ".join(cols))
     for r in rows:
         print("  ".join(str(r[c]) for c in cols))
-    print(
-        f"worker peak 10x / 1x: dedup {ratio} (target <= {TARGET}), control {control}; "
-        f"dedup minus control at 10x: {peak[('dedup', '10x')] - peak[('control', '10x')]:.1f} MB, "
-        f"at 1x: {peak[('dedup', '1x')] - peak[('control', '1x')]:.1f} MB"
-    )
-    return {"rows": rows, "worker_ratio_10x_1x": ratio, "control_ratio": control, "target": TARGET}
+    ratios = {}
+    peaks: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if r["worker_peak_mb"] != "":
+            key = (r["tree"], r["malloc"], r["job"])
+            peaks.setdefault(key, {})[r["input"]] = (r["worker_peak_mb"], r["runner_peak_mb"])
+    for (tree, malloc, job), got in peaks.items():
+        if set(got) != {"1x", "10x"}:
+            continue
+        worker = round(got["10x"][0] / got["1x"][0], 3)
+        runner = round(got["10x"][1] / got["1x"][1], 3)
+        ratios[f"{tree} {malloc} {job}"] = {"worker": worker, "runner": runner}
+        extra = ""
+        control = peaks.get(("current", malloc, "control"), {})
+        if job == "dedup" and set(control) == {"1x", "10x"}:
+            extra = ", worker minus control: " + ", ".join(
+                f"{s} {got[s][0] - control[s][0]:.0f} MB" for s in ("1x", "10x")
+            )
+        print(
+            f"10x / 1x, {tree} tree, {malloc} malloc, {job}: worker {worker} "
+            f"(target <= {TARGET}), runner {runner}{extra}"
+        )
+    return {"rows": rows, "ratios_10x_1x": ratios, "target": TARGET}
 
 
 if __name__ == "__main__":

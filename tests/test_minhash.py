@@ -19,6 +19,7 @@ from datasketch import MinHash
 from gristmill.runners.local import local_runner
 from gristmill.schemas.records import Document
 from gristmill.transforms import minhash as mh
+from gristmill.transforms import minhash_shingles
 from gristmill.transforms.accounting import Accounted, StageContext
 from gristmill.transforms.dedup_params import DedupParams, defaults
 
@@ -127,8 +128,8 @@ def test_batching_and_segmenting_do_not_change_signatures(monkeypatch):
     assert [small.sketch(i) for i in range(10)] == [together.sketch(i) for i in range(10)]
     long_text = HAMLET[:60000]
     whole = signer.sign([long_text], [""])
-    monkeypatch.setattr(mh, "SEGMENT_CHARS", 5000)
-    monkeypatch.setattr(mh, "SEGMENT_OVERLAP", 300)
+    monkeypatch.setattr(minhash_shingles, "SEGMENT_CHARS", 5000)
+    monkeypatch.setattr(minhash_shingles, "SEGMENT_OVERLAP", 300)
     assert len(mh.segments(long_text)) > 10
     pieces = signer.sign([long_text], [""])
     assert np.array_equal(whole.sig, pieces.sig)

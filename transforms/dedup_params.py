@@ -14,7 +14,7 @@ from typing import Any
 
 SECTION = "dedup"
 
-# Scripts written without spaces between words get character n-grams (see minhash.py).
+# Scripts written without spaces between words get character n-grams (see minhash_shingles.py).
 UNSPACED_LANGS = ["zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu"]
 
 DEFAULTS: dict[str, Any] = {

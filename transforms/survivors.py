@@ -41,6 +41,10 @@ def _tag(tag: int):
 
 
 class _Apply(beam.DoFn):
+    """(id, [documents, verdicts, extra]) -> the documents, kept or dropped. The group is read in
+    two streaming passes, never listed: a source that repeats an id puts every copy in one group.
+    """
+
     def __init__(self, stage: str, reason: str):
         self.stage = stage
         self.reason = reason
@@ -55,18 +59,20 @@ class _Apply(beam.DoFn):
 
     def process(self, keyed):
         doc_id, values = keyed
-        docs, verdict, extra = [], None, None
-        for tag, value in values:
+        verdict, extra, has_doc = None, None, False
+        for tag, value in values:  # pass 1: the verdict; documents wait for pass 2, unlisted
             if tag == DOC:
-                docs.append(value)
+                has_doc = True
             elif tag == VERDICT:
                 verdict = value if verdict is None else min(verdict, value)
             else:
                 extra = value
-        if not docs:
+        if not has_doc:
             self._count("_all", "verdict_without_document")
             return
-        for doc in docs:
+        for tag, doc in values:
+            if tag != DOC:
+                continue
             if verdict is None:
                 self._count(doc.source, "unique")
                 yield doc
@@ -254,7 +260,7 @@ def detail(**fields) -> str:
 
 def index_meta(params: DedupParams) -> dict[bytes, bytes]:
     """What a later run needs to make comparable signatures and bands (Parquet schema metadata
-    `gristmill.minhash`); band buckets are `minhash.band_keys` of the signature."""
+    `gristmill.minhash`); band buckets are `minhash_lsh.band_keys` of the signature."""
     near = params.near
     meta = {
         "scheme": "gristmill-minhash-1 (datasketch affine32 permutations)",
