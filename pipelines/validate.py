@@ -30,9 +30,8 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "documents": tables.DOCUMENT_SCHEMA,
     "drops": tables.DROP_SCHEMA,
     "dead_letters": tables.DEAD_LETTER_SCHEMA,
+    "pii": tables.PII_FINDING_SCHEMA,
 }
-if hasattr(tables, "PII_FINDING_SCHEMA"):  # the PII stage's table, once it exists
-    TABLE_SCHEMAS["pii"] = tables.PII_FINDING_SCHEMA
 ALWAYS_ALLOWED = ("reports/",)  # written around the manifest, never listed in it
 
 

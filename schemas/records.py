@@ -69,3 +69,18 @@ class FileInfo:
     rows: int
     bytes: int
     sha256: str
+
+
+@dataclass(slots=True, frozen=True)
+class PiiFinding:
+    """One personal-data finding: where and what kind, never the value (`value_hash` is the
+    salted HMAC of its canonical form); offsets are in the text the pii stage received."""
+
+    doc_id: str
+    source: str
+    entity_type: str
+    start: int
+    end: int
+    score: float
+    recognizer: str
+    value_hash: str

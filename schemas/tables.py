@@ -6,7 +6,7 @@ import json
 
 import pyarrow as pa
 
-from gristmill.schemas.records import DeadLetter, Document, Drop
+from gristmill.schemas.records import DeadLetter, Document, Drop, PiiFinding
 
 DOCUMENT_SCHEMA = pa.schema(
     [
@@ -37,6 +37,20 @@ DEAD_LETTER_SCHEMA = pa.schema(
         pa.field("offset", pa.int64(), nullable=False),
         pa.field("error", pa.string(), nullable=False),
         pa.field("detail", pa.string(), nullable=False),
+    ]
+)
+
+
+PII_FINDING_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("entity_type", pa.string(), nullable=False),
+        pa.field("start", pa.int64(), nullable=False),
+        pa.field("end", pa.int64(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("recognizer", pa.string(), nullable=False),
+        pa.field("value_hash", pa.string(), nullable=False),
     ]
 )
 
@@ -80,3 +94,8 @@ def document_from_row(row: dict) -> Document:
         lang_score=float(row["lang_score"]),
         meta=json.loads(row["meta"]),
     )
+
+
+def findings_table(rows: list[PiiFinding]) -> pa.Table:
+    cols = {name: [getattr(r, name) for r in rows] for name in PII_FINDING_SCHEMA.names}
+    return pa.table(cols, schema=PII_FINDING_SCHEMA)
