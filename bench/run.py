@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         results["job"] = jobs
         print(
             _table(
-                "Whole corpus job on Beam's FnApiRunner (all sources, read > normalize > quality > write)",
+                "Whole corpus job on Beam's FnApiRunner (all sources, every stage the defaults enable)",
                 jobs,
                 [
                     "workers",
