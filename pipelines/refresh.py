@@ -24,9 +24,7 @@ from gristmill.pipelines.validate import training_problems
 from gristmill.transforms.parent_dedup import EXACT_REASON, NEAR_REASON, STAGE
 from gristmill.transforms.parent_index import (
     ParentIndexError,
-    lineage,
     load_lineage,
-    read_manifest,
 )
 from gristmill.transforms.sources.read import MatchedFile, file_sha256
 
@@ -55,10 +53,8 @@ class Refresh:
                 if seen is not None and seen[0] == f.size:
                     size, sha = file_sha256(f.path)
                     if (size, sha) == seen[:2]:
-                        self.skipped.append(
-                            {"source": source, "path": f.path, "bytes": size, "sha256": sha}
-                            | {"release": seen[2]}
-                        )
+                        skip = {"source": source, "path": f.path, "bytes": size, "sha256": sha}
+                        self.skipped.append({**skip, "release": seen[2]})
                         continue
                 kept[source].append(f)
         return kept
@@ -82,10 +78,10 @@ class Refresh:
         }
 
 
-def _consumed(roots: list[str]) -> dict[str, tuple[int, str, int]]:
+def _consumed(manifests: tuple[dict[str, Any], ...]) -> dict[str, tuple[int, str, int]]:
     found: dict[str, tuple[int, str, int]] = {}
-    for k, root in enumerate(roots):
-        for i in read_manifest(root).get("inputs", []):
+    for k, manifest in enumerate(manifests):
+        for i in manifest.get("inputs", []):
             if i.get("sha256"):
                 found.setdefault(_norm(i["path"]), (i["bytes"], i["sha256"], k))
     return found
@@ -116,16 +112,15 @@ def prepare(cfg: JobConfig) -> Refresh | None:
     parent = parent.rstrip("/") or parent
     if _norm(parent) == _norm(cfg.output):
         raise ConfigError("refresh.parent: must not be the output directory of the refresh")
-    try:
-        manifest = read_manifest(parent)
-        roots = lineage(parent, manifest)
-        load_lineage(parent)  # every release of the lineage finished, and an index to meet
-        consumed = _consumed(roots) if section["skip_consumed_inputs"] else {}
+    try:  # every release of the lineage finished, and an index to meet
+        found = load_lineage(parent)
     except ParentIndexError as err:
         raise ConfigError(f"refresh.parent: {err}") from None
+    manifest = found.manifests[0]
+    consumed = _consumed(found.manifests) if section["skip_consumed_inputs"] else {}
     problems = training_problems(parent, manifest)
     if problems:
         raise ConfigError(f"refresh.parent: {parent}: {problems[0]}")
     section["parent"] = parent
     tokenizer = _reuse_tokenizer(cfg, parent, manifest)
-    return Refresh(parent, manifest, roots, consumed, tokenizer)
+    return Refresh(parent, manifest, list(found.roots), consumed, tokenizer)

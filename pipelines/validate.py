@@ -10,7 +10,6 @@ filesystem, so a release in a bucket is checked where it is.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import posixpath
 import sys
@@ -23,9 +22,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from gristmill.schemas import tables
+from gristmill.transforms.sources.read import file_sha256
 
 MANIFEST = "manifest.json"
-CHUNK = 8 << 20
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "documents": tables.DOCUMENT_SCHEMA,
     "drops": tables.DROP_SCHEMA,
@@ -42,13 +41,7 @@ def _open(root: str, rel: str):
 
 
 def _digest(root: str, rel: str) -> tuple[int, str]:
-    sha = hashlib.sha256()
-    size = 0
-    with _open(root, rel) as fh:
-        while chunk := fh.read(CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest()
+    return file_sha256(posixpath.join(root, rel))
 
 
 def _rows_and_schema(root: str, rel: str) -> tuple[int | None, pa.Schema | None]:

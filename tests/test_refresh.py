@@ -215,6 +215,14 @@ def test_parent_without_an_index_is_a_config_error(demo_run, tmp_path):
         _in_repo(lambda: _prepare(parent, tmp_path))
 
 
+def test_parent_with_a_missing_index_file_is_a_config_error(demo_run, tmp_path):
+    parent = _copy(demo_run, tmp_path)
+    gone = sorted((parent / "index").glob("bands-*.parquet"))[0]
+    gone.unlink()
+    with pytest.raises(ConfigError, match=rf"{gone.name}: missing \(listed in manifest.json\)"):
+        _in_repo(lambda: _prepare(parent, tmp_path))
+
+
 def test_tokenizer_reuse_or_retrain(demo_run, tmp_path):
     parent = demo_run[0]
     cfg, plan = _in_repo(lambda: _prepare(parent, tmp_path))

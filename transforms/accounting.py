@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -51,39 +51,44 @@ def text_bytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
+class SourceCounters:
+    """The Beam counters `<source>.<what>` of one stage, each made once: a DoFn holds one and
+    calls `inc` per decision."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self._made: dict[str, Any] = {}
+
+    def inc(self, source: str, what: str, n: int = 1) -> None:
+        name = f"{source}.{what}"
+        counter = self._made.get(name)
+        if counter is None:
+            counter = self._made[name] = Metrics.counter(self.stage, name)
+        counter.inc(n)
+
+
 class CountDocs(beam.DoFn):
     """Counts documents passing a point of a stage, by source."""
 
     def __init__(self, stage: str, outcome: str):
         self.stage = stage
         self.outcome = outcome
-        self._counters: dict[str, beam.metrics.metricbase.Counter] = {}
+        self._counters = SourceCounters(stage)
 
     def process(self, doc: Document):
-        counter = self._counters.get(doc.source)
-        if counter is None:
-            counter = self._counters[doc.source] = Metrics.counter(
-                self.stage, f"{doc.source}.{self.outcome}"
-            )
-        counter.inc()
+        self._counters.inc(doc.source, self.outcome)
         yield (self.stage, doc.source, self.outcome, ""), (1, text_bytes(doc.text))
 
 
 class CountDrops(beam.DoFn):
     def __init__(self, stage: str):
         self.stage = stage
-        self._counters: dict[tuple[str, str], beam.metrics.metricbase.Counter] = {}
+        self._counters = SourceCounters(stage)
 
     def process(self, drop: Drop):
         if drop.stage != self.stage:
             raise ValueError(f"stage {self.stage!r} emitted a drop labelled {drop.stage!r}")
-        key = (drop.source, drop.reason)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = Metrics.counter(
-                self.stage, f"{drop.source}.{DROPPED}.{drop.reason}"
-            )
-        counter.inc()
+        self._counters.inc(drop.source, f"{DROPPED}.{drop.reason}")
         yield (self.stage, drop.source, DROPPED, drop.reason), (1, 0)
 
 

@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils import shared
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from gristmill.schemas.records import Document, Drop
-from gristmill.transforms.accounting import DROPPED, KEPT, StageContext, text_bytes
+from gristmill.transforms.accounting import DROPPED, KEPT, SourceCounters, StageContext, text_bytes
 
 STAGE = SECTION = "langid"
 REASON = "language"
@@ -261,7 +260,7 @@ class LangIdFn(beam.DoFn):
         self.stage = stage
         self._shared = shared.Shared()  # one model per worker process, whatever its threads
         self._model: Any = None
-        self._counters: dict[tuple[str, str], Any] = {}
+        self._counters = SourceCounters(self.stage)
 
     def setup(self):
         path = self.params.model_path
@@ -294,14 +293,6 @@ class LangIdFn(beam.DoFn):
     def _at_end(self, value: Any, window: Any) -> WindowedValue:
         return WindowedValue(value, MIN_TIMESTAMP, _GLOBAL)
 
-    def _count(self, source: str, what: str) -> None:
-        counter = self._counters.get((source, what))
-        if counter is None:
-            counter = self._counters[(source, what)] = Metrics.counter(
-                self.stage, f"{source}.{what}"
-            )
-        counter.inc()
-
     def _flush(self):
         batch, self._buffer = self._buffer, []
         if not batch:
@@ -309,9 +300,9 @@ class LangIdFn(beam.DoFn):
         p = self.params
         preds = predict_batch(self._model, [doc.text for doc, _ in batch], p.sample_chars)
         for (doc, where), (lang, score) in zip(batch, preds, strict=True):
-            self._count(doc.source, f"lang.{lang}")
+            self._counters.inc(doc.source, f"lang.{lang}")
             if len(doc.text) > p.sample_chars:
-                self._count(doc.source, "sampled")
+                self._counters.inc(doc.source, "sampled")
             dropped = verdict(lang, score, p)
             nbytes = text_bytes(doc.text)
             sums = self._stats.setdefault((self._window(where), doc.source, lang), [0, 0, 0, 0])
@@ -324,7 +315,7 @@ class LangIdFn(beam.DoFn):
                 yield self._wrap(out, where)
             else:
                 cause, detail = dropped
-                self._count(doc.source, cause)
+                self._counters.inc(doc.source, cause)
                 drop = Drop(doc.id, doc.source, self.stage, REASON, detail)
                 yield beam.pvalue.TaggedOutput(DROPPED, self._wrap(drop, where))
 

@@ -25,13 +25,12 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from gristmill.transforms import dedup_params
-from gristmill.transforms.accounting import StageContext
+from gristmill.transforms.accounting import SourceCounters, StageContext
 from gristmill.transforms.components import (
     AttachEndpoints,
     ConnectedComponents,
@@ -128,7 +127,7 @@ class _Sign(beam.DoFn):
 
     def setup(self):
         self.signer = Signer(self.params.near, self.params.seed)
-        self.counters: dict[str, Any] = {}
+        self._counters = SourceCounters(STAGE)
 
     def start_bundle(self):
         self.buf: list[tuple] = []
@@ -149,12 +148,6 @@ class _Sign(beam.DoFn):
             else:
                 yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
 
-    def _count(self, source: str, what: str) -> None:
-        key = f"{source}.{what}"
-        if key not in self.counters:
-            self.counters[key] = Metrics.counter(STAGE, key)
-        self.counters[key].inc()
-
     def _flush(self):
         buf, self.buf, self.chars = self.buf, [], 0
         if not buf:
@@ -165,7 +158,7 @@ class _Sign(beam.DoFn):
         for i, ((node, source, _, _), flag, row) in enumerate(
             zip(buf, got.flags, keys, strict=True)
         ):
-            self._count(source, FLAG_NAMES[flag])
+            self._counters.inc(source, FLAG_NAMES[flag])
             if flag == 0:
                 continue
             yield node[1], got.sig[i].tobytes()

@@ -13,13 +13,13 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import numpy as np
 import xxhash
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 from tokenizers import Tokenizer, normalizers
 
 from gristmill.schemas.records import Document
+from gristmill.transforms.accounting import SourceCounters
 from gristmill.transforms.tokenize import TokenizerInfo
 
 STAGE = SECTION = "mlm"
@@ -234,18 +234,11 @@ class EncodeDocs(beam.DoFn):
         self._json: str | None = None
         self._tok: DocEncoder | None = None
         self._unk: int | None = None
-        self._counters: dict[str, Any] = {}
+        self._counters = SourceCounters(STAGE)
 
     def start_bundle(self):
         self._pending: list[Document] = []
         self._chars = 0
-
-    def _count(self, source: str, what: str, n: int = 1) -> None:
-        key = f"{source}.{what}"
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = Metrics.counter(STAGE, key)
-        counter.inc(n)
 
     def process(self, doc: Document, tokenizer_json: str):
         if tokenizer_json is not self._json:
@@ -295,14 +288,16 @@ class EncodeDocs(beam.DoFn):
             doc_ids = np.concatenate(ids[i])
             doc_starts = np.concatenate(starts[i]) if self.whole_word else None
             unk = int(np.count_nonzero(doc_ids == self._unk)) if self._unk is not None else 0
-            self._count(doc.source, "encoded")
+            self._counters.inc(doc.source, "encoded")
             if not len(doc_ids):
-                self._count(doc.source, "empty")  # shorter than one token: nothing to learn from
-            self._count(doc.source, "tokens", len(doc_ids))
+                self._counters.inc(
+                    doc.source, "empty"
+                )  # shorter than one token: nothing to learn from
+            self._counters.inc(doc.source, "tokens", len(doc_ids))
             if unk:
-                self._count(doc.source, "unk_tokens", unk)
+                self._counters.inc(doc.source, "unk_tokens", unk)
             split = split_of(self.seed, doc.id, self.validation_fraction)
-            self._count(doc.source, split)
+            self._counters.inc(doc.source, split)
             yield split, EncodedDoc(doc.id, doc_ids, doc_starts, unk)
 
 

@@ -69,6 +69,7 @@ class NearIndex:
 @dataclass(frozen=True)
 class Lineage:
     roots: tuple[str, ...]  # parent first
+    manifests: tuple[dict[str, Any], ...]  # of each root
     exact: tuple[tuple[int, str], ...]  # (release, file)
     near: tuple[NearIndex, ...]
 
@@ -82,21 +83,27 @@ class Lineage:
 
 
 def _files(root: str, manifest: dict[str, Any], prefix: str) -> list[str]:
-    return sorted(
+    """The index files the manifest lists; one that is gone is named now, not mid-job."""
+    paths = sorted(
         posixpath.join(root, o["path"])
         for o in manifest.get("outputs", [])
         if o["path"].startswith(prefix)
     )
+    for path in paths:
+        if not FileSystems.exists(path):
+            raise ParentIndexError(f"{path}: missing (listed in {MANIFEST})")
+    return paths
 
 
 def load_lineage(parent: str) -> Lineage:
     """Reads the manifests of the parent and its ancestors; raises ParentIndexError when one is
     missing or none of them holds an index."""
-    roots = lineage(parent, read_manifest(parent))
+    first = read_manifest(parent)
+    roots = lineage(parent, first)
+    manifests = [first, *(read_manifest(root) for root in roots[1:])]
     exact: list[tuple[int, str]] = []
     near: list[NearIndex] = []
-    for k, root in enumerate(roots):
-        manifest = read_manifest(root)
+    for k, (root, manifest) in enumerate(zip(roots, manifests, strict=True)):
         exact.extend((k, f) for f in _files(root, manifest, EXACT))
         bands = _files(root, manifest, BANDS)
         if bands:
@@ -112,7 +119,7 @@ def load_lineage(parent: str) -> Lineage:
         raise ParentIndexError(
             f"{parent}: no dedup index (index/ is written when dedup.index.enabled is true)"
         )
-    return Lineage(tuple(roots), tuple(exact), tuple(near))
+    return Lineage(tuple(roots), tuple(manifests), tuple(exact), tuple(near))
 
 
 class ReadIndexRows(beam.DoFn):

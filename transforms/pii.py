@@ -32,11 +32,10 @@ from typing import Any
 
 import apache_beam as beam
 import xxhash
-from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
 from gristmill.schemas.records import Document, Drop
-from gristmill.transforms.accounting import DROPPED, KEPT, StageContext, text_bytes
+from gristmill.transforms.accounting import DROPPED, KEPT, SourceCounters, StageContext, text_bytes
 from gristmill.transforms.pii_config import (  # noqa: F401 - the stage protocol's names
     DEFAULTS,
     describe,
@@ -91,16 +90,9 @@ class PiiScrub(beam.DoFn):
             {k: operator_config(v, options, self.key) for k, v in s["operators"].items()},
             operator_config(s["operator"], options, self.key),
         )
-        self._counters: dict[str, Any] = {}
+        self._counters = SourceCounters(STAGE)
         self._buffer: list = []
         self._chars = 0
-
-    def _count(self, source: str, what: str, n: int = 1) -> None:
-        name = f"{source}.{what}"
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(STAGE, name)
-        counter.inc(n)
 
     def start_bundle(self):
         self._buffer, self._chars = [], 0
@@ -178,13 +170,13 @@ class PiiScrub(beam.DoFn):
                 )
             )
         for kind, n in sorted(counts.items()):
-            self._count(doc.source, f"findings.{kind}", n)
+            self._counters.inc(doc.source, f"findings.{kind}", n)
         for group, n in sorted(scan.errors.items()):
-            self._count(doc.source, f"errors.{group}", n)
+            self._counters.inc(doc.source, f"errors.{group}", n)
         meta = dict(doc.meta)
         if counts:
             meta["pii"] = dict(sorted(counts.items()))
-            self._count(doc.source, "documents_with_findings")
+            self._counters.inc(doc.source, "documents_with_findings")
         kept = dataclasses.replace(doc, text=text, meta=meta)
         out.append((KEPT, kept))
         ner_bytes = nbytes if self.full and self.engine.ner_applies(doc.lang) else 0
@@ -200,9 +192,9 @@ class PiiScrub(beam.DoFn):
         return out
 
     def _failed(self, doc: Document, nbytes: int, reason: str, errors: dict) -> list:
-        self._count(doc.source, "scan_failed")
+        self._counters.inc(doc.source, "scan_failed")
         for group, n in sorted(errors.items()):
-            self._count(doc.source, f"errors.{group}", n)
+            self._counters.inc(doc.source, f"errors.{group}", n)
         drop = Drop(doc.id, doc.source, STAGE, SCAN_FAILED, f"no recognizer completed ({reason})")
         return [
             (DROPPED, drop),
@@ -231,7 +223,7 @@ class PiiScrub(beam.DoFn):
         try:
             scan = self.engine.scan_many([text], [doc.lang], ner=True, prescreen=False)[0]
         except Exception:
-            self._count(doc.source, "errors.residual")
+            self._counters.inc(doc.source, "errors.residual")
             return []
         counts: dict[str, int] = {}
         for h in scan.hits:
@@ -239,7 +231,7 @@ class PiiScrub(beam.DoFn):
                 continue
             counts[h.entity_type] = counts.get(h.entity_type, 0) + 1
         for kind, n in sorted(counts.items()):
-            self._count(doc.source, f"residual.{kind}", n)
+            self._counters.inc(doc.source, f"residual.{kind}", n)
         return [(RESIDUAL, ResidualStats(doc.source, text_bytes(text), counts))]
 
 

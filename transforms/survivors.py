@@ -13,9 +13,9 @@ import re
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
 from gristmill.schemas.records import Drop
+from gristmill.transforms.accounting import SourceCounters
 from gristmill.transforms.dedup_params import DedupParams
 
 DOC, VERDICT, EXTRA = 0, 1, 2
@@ -48,14 +48,7 @@ class _Apply(beam.DoFn):
     def __init__(self, stage: str, reason: str):
         self.stage = stage
         self.reason = reason
-        self._counters: dict[str, beam.metrics.metricbase.Counter] = {}
-
-    def _count(self, source: str, what: str) -> None:
-        key = f"{source}.{what}"
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = Metrics.counter(self.stage, key)
-        counter.inc()
+        self._counters = SourceCounters(stage)
 
     def process(self, keyed):
         doc_id, values = keyed
@@ -68,19 +61,19 @@ class _Apply(beam.DoFn):
             else:
                 extra = value
         if not has_doc:
-            self._count("_all", "verdict_without_document")
+            self._counters.inc("_all", "verdict_without_document")
             return
         for tag, doc in values:
             if tag != DOC:
                 continue
             if verdict is None:
-                self._count(doc.source, "unique")
+                self._counters.inc(doc.source, "unique")
                 yield doc
                 if extra is not None:
                     yield beam.pvalue.TaggedOutput("extra", (doc_id, extra))
             else:
                 survivor, detail = verdict
-                self._count(doc.source, self.reason)
+                self._counters.inc(doc.source, self.reason)
                 yield beam.pvalue.TaggedOutput(
                     "drops", Drop(doc.id, doc.source, self.stage, self.reason, detail)
                 )
