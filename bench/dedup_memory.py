@@ -1,6 +1,7 @@
 """Peak memory of the dedup stages on 1x and 10x the input: per worker, and in the runner.
 
     python bench/dedup_memory.py [--corpus ../shared/corpus] [--docs 2000] [--workers 2]
+                                 [--transport stock,bounded] [--malloc stock,trimmed]
                                  [--baseline REF] [--in-memory]
 
 1x is `--docs` distinct documents of real text cut into 2-5 KB pieces (books, Shakespeare, State
@@ -8,18 +9,24 @@ of the Union, Wikipedia: bench/dedup.py's reader). 10x is each of them followed 
 (two exact copies, seven copies with 0.5%..5% of words edited), so the stages also meet ten times
 the duplicates. Both are JSON lines.
 
-Each (tree, job, size) runs in its own subprocess on Beam's FnApiRunner in multi_processing mode
-with `--workers` SDK worker processes. The two kinds of process hold different things:
+Each (tree, job, size) runs in its own subprocess on Beam's FnApiRunner with `--workers` SDK
+worker processes. The two kinds of process hold different things:
 - a worker runs every DoFn of ours, and its peak is "memory per worker", the figure the target
   (10x within 1.3x of 1x) is about;
 - the runner process holds every shuffled PCollection whole (the local runner's shuffle is a dict
   in memory), so it grows with the input by design; on Dataflow, Flink or Spark the shuffle lives
   in a service or on disk.
-The local runner also costs the worker memory that grows with the input: it ships a stage's input
-to each worker as one bundle, a grouped (GroupByKey) input as a single message of 1/workers of the
-grouped PCollection, and both sides of its data channel queue up to 100 MB of elements. The
-`largest_group_msg_mb` column is the largest such message; the `control` job (read, parse, one
-GroupByKey of the documents by id, count) shows what that costs with no dedup code at all.
+Two transports between them (`--transport`):
+- `stock`: Beam's multi_processing mode. It ships a stage's input to each worker as one bundle, a
+  grouped (GroupByKey) input as a single message of 1/workers of the grouped PCollection, sent
+  whole before the bundle starts, and each worker queues up to 100 MB of output in 10 MB
+  messages: worker memory that grows with the input however little our code holds;
+- `bounded`: what `gristmill run --workers N` uses (runners/local.py): input in 1 MB pieces sent
+  while the bundle runs (runners/local_transport.py), workers with 1 MB output messages and an
+  8 MB queue (runners/local_worker.py), and glibc's trimmed allocator; always with `trimmed`.
+The `largest_group_msg_mb` column is the largest grouped message; the `control` job (read,
+parse, one GroupByKey of the documents by id, count) shows what the transport costs with no
+dedup code at all.
 
 Peaks come from the kernel: the runner's VmHWM and the largest ru_maxrss of its waited-for
 children (the workers). A thread samples every process's RSS every 0.1 s to name the stage
@@ -178,7 +185,8 @@ class Sampler(threading.Thread):
 
 
 def _watch_group_messages() -> list[int]:
-    """Sizes of the grouped inputs the runner sends to workers (one message per worker)."""
+    """Sizes of the grouped inputs the runner sends to workers: one message per worker, or
+    with the bounded transport one per 1 MB piece."""
     sizes: list[int] = []
     try:
         from apache_beam.runners.portability.fn_api_runner import execution
@@ -189,14 +197,14 @@ def _watch_group_messages() -> list[int]:
 
     def partition(self, n):
         parts = original(self, n)
-        sizes.extend(sum(len(b) for b in part) for part in parts)
+        sizes.extend(len(b) for part in parts for b in part)
         return parts
 
     execution.GroupingBuffer.partition = partition
     return sizes
 
 
-def child(path: str, mode: str, job: str, workers: int) -> None:
+def child(path: str, mode: str, job: str, workers: int, transport: str) -> None:
     """Runs one job on one input; prints its peaks as JSON."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -229,13 +237,18 @@ def child(path: str, mode: str, job: str, workers: int) -> None:
 
         counts.write_text(json.dumps([n, str(Path(in_worker.__file__).parent)]))
 
+    runner = FnApiRunner()
+    if transport == "bounded":  # what `gristmill run --workers N` uses
+        from gristmill.runners.local import local_runner
+
+        runner, options = local_runner(workers, ["--default_sdk_harness_log_level=ERROR"])
     sampler = Sampler()
     group_sizes = _watch_group_messages()
     started = time.perf_counter()
     sampler.start()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        beam.Pipeline(runner=FnApiRunner(), options=options) as p,
+        beam.Pipeline(runner=runner, options=options) as p,
     ):
         docs = p | beam.io.ReadFromText(path) | beam.Map(parse)
         if job == "control":
@@ -270,14 +283,16 @@ def child(path: str, mode: str, job: str, workers: int) -> None:
 # ---- the driver --------------------------------------------------------------------------------
 
 
-def measure(path: Path, job: str, args, tree: Path | None, malloc: str, mode: str) -> dict:
+def measure(
+    path: Path, job: str, args, tree: Path | None, malloc: str, mode: str, transport: str
+) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in TRIMMED}
     env.update(MALLOC[malloc])
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")]).rstrip(":")
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(path), "--mode", mode, "--job", job]
-        + ["--workers", str(args.workers)],
+        + ["--workers", str(args.workers), "--transport", transport],
         capture_output=True,
         text=True,
         check=True,
@@ -299,13 +314,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline", help="a git revision to measure side by side (e.g. HEAD)")
     parser.add_argument("--malloc", default="stock,trimmed", help="allocator settings to run")
+    parser.add_argument(
+        "--transport",
+        default="stock,bounded",
+        help="Beam's multi_processing workers (stock) and gristmill's local runner (bounded)",
+    )
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--mode", default="multi_processing")
     parser.add_argument("--job", default="dedup")
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.mode, args.job, args.workers)
+        child(args.child, args.mode, args.job, args.workers, args.transport)
         return {}
     corpus = Path(args.corpus)
     if not (corpus / "books").is_dir():
@@ -314,25 +334,31 @@ def main(argv: list[str] | None = None) -> dict:
         )
         return {}
     mallocs = args.malloc.split(",")
+    transports = args.transport.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_inputs(corpus, args.docs, Path(tmp))
-        runs: list[tuple[str, Path | None, str, str, str]] = []  # tree, path, malloc, mode, job
+        # tree, its path, malloc, mode, job, transport
+        runs: list[tuple[str, Path | None, str, str, str, str]] = []
         if args.baseline:
             base = baseline_tree(args.baseline, Path(tmp) / "base")
-            runs.append((args.baseline, base, "stock", "multi_processing", "dedup"))
+            runs.append((args.baseline, base, "stock", "multi_processing", "dedup", "stock"))
         for job in ("dedup", "control"):
-            runs += [("current", None, m, "multi_processing", job) for m in mallocs]
+            if "stock" in transports:
+                runs += [("current", None, m, "multi_processing", job, "stock") for m in mallocs]
+            if "bounded" in transports:  # the local runner sets the trimmed allocator itself
+                runs.append(("current", None, "trimmed", "multi_processing", job, "bounded"))
             if args.in_memory:
-                runs.append(("current", None, "stock", "in_memory", job))
-        for name, tree, malloc, mode, job in runs:
+                runs.append(("current", None, "stock", "in_memory", job, "stock"))
+        for name, tree, malloc, mode, job, transport in runs:
             for scale in (1, 10):
-                got = measure(paths[scale], job, args, tree, malloc, mode)
+                got = measure(paths[scale], job, args, tree, malloc, mode, transport)
                 in_memory = mode == "in_memory"
                 rows.append(
                     {
                         "tree": name,
                         "malloc": malloc,
+                        "transport": transport,
                         "mode": mode if in_memory else f"{mode} x{args.workers}",
                         "job": job,
                         "input": f"{scale}x",
@@ -358,22 +384,22 @@ def report(rows: list[dict]) -> dict:
     peaks: dict[tuple, dict[str, float]] = {}
     for r in rows:
         if r["worker_peak_mb"] != "":
-            key = (r["tree"], r["malloc"], r["job"])
+            key = (r["tree"], r["malloc"], r["transport"], r["job"])
             peaks.setdefault(key, {})[r["input"]] = (r["worker_peak_mb"], r["runner_peak_mb"])
-    for (tree, malloc, job), got in peaks.items():
+    for (tree, malloc, transport, job), got in peaks.items():
         if set(got) != {"1x", "10x"}:
             continue
         worker = round(got["10x"][0] / got["1x"][0], 3)
         runner = round(got["10x"][1] / got["1x"][1], 3)
-        ratios[f"{tree} {malloc} {job}"] = {"worker": worker, "runner": runner}
+        ratios[f"{tree} {malloc} {transport} {job}"] = {"worker": worker, "runner": runner}
         extra = ""
-        control = peaks.get(("current", malloc, "control"), {})
+        control = peaks.get(("current", malloc, transport, "control"), {})
         if job == "dedup" and set(control) == {"1x", "10x"}:
             extra = ", worker minus control: " + ", ".join(
                 f"{s} {got[s][0] - control[s][0]:.0f} MB" for s in ("1x", "10x")
             )
         print(
-            f"10x / 1x, {tree} tree, {malloc} malloc, {job}: worker {worker} "
+            f"10x / 1x, {tree} tree, {malloc} malloc, {transport} transport, {job}: worker {worker} "
             f"(target <= {TARGET}), runner {runner}{extra}"
         )
     return {"rows": rows, "ratios_10x_1x": ratios, "target": TARGET}

@@ -18,6 +18,7 @@ from gristmill.pipelines.report import AFTER, BEFORE, LengthHistogram
 from gristmill.pipelines.tokenizer import TrainingPlan, add_training_data, plan_training
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
+from gristmill.transforms import dedup_exact
 from gristmill.transforms.accounting import IN, KEPT, Accounted, CountDocs, CountDrops, StageContext
 from gristmill.transforms.sinks import WritePartitionedParquet, WriteShardedParquet
 from gristmill.transforms.sources import reader_for
@@ -139,8 +140,11 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
     # document lengths as read and as kept, for the run report's before/after histograms
     reports: list[beam.PCollection] = [docs | "CountRead/Lengths" >> LengthHistogram(BEFORE)]
     kinds = {s.name: s.kind for s in cfg.sources}
+    # the live ETA (local runs only) samples the exact-duplicate rate while the input is read
+    local = cfg.section("runner")["profile"] == "local"
+    sample = dedup_exact.sample_rate(job.input_bytes) if local else 0.0
     for name, section, module in enabled_stages(cfg):
-        ctx = StageContext(stage=name, output=cfg.output, seed=cfg.raw["seed"], kinds=kinds)
+        ctx = StageContext(name, cfg.output, cfg.raw["seed"], kinds, sample)
         transform = module.build(cfg.section(section), ctx)
         result = docs | name.capitalize() >> Accounted(name, transform)
         docs = result.kept

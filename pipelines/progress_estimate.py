@@ -14,8 +14,9 @@ its work, which is
 - done: what was charged to it, less its stages' overhead;
 - under way, with a done fraction f from its counters: the work charged before its first
   output (grouping, signatures: what precedes any result) plus the work since, over f;
-- not started, or without a fraction (a tokenizer trains in one call): its prior (wall ms per
-  MB of the data that reaches it) times this run's speed, and at least what it has used.
+- not started, or without a fraction (a tokenizer trains in one call): its prior (a fixed cost
+  plus wall ms per MB of the data that reaches it, for one worker or several) times this run's
+  speed, and at least what it has used.
 
 The speed is the work of the phases measured so far over their priors: it folds in the
 machine, the worker count and the load from other processes, so the priors only need to be
@@ -23,7 +24,8 @@ right relative to each other. Each source's reading is a phase of its own, since
 cost per byte (plain text, HTML, mail) varies tenfold; until a phase that works on the text
 has been measured, the speed is that of the source read at the least cost per prior. The data reaching a phase is the input bytes times the share
 each earlier stage kept, in input-byte units; a stage that has not counted yet is assumed to
-keep everything, so a run whose dedup removes much is overestimated until dedup has counted.
+keep everything, except exact dedup: while the input is read, it counts a sample of its keys,
+and the distinct share of the sample stands for what it will keep until its verdicts count.
 """
 
 from __future__ import annotations
@@ -31,27 +33,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gristmill.pipelines.progress_metrics import Counts, Snapshot
+from gristmill.pipelines.progress_priors import DEFAULT_PRIOR, priors_for
+from gristmill.transforms import dedup_exact
 
 TAIL = "write"  # grouping and writing the tables, and everything not named for a phase
 TRAINING = ("tokenizer", "mlm")  # the training data, made from the documents after the stages
-# Prior wall ms of work per MB reaching each phase: only their ratios matter, the run's own
-# speed scales them. Rounded geometric means of what bench/progress.py printed (it prints
-# them) for one and two workers on two inputs: plain text with 4 in 5 documents duplicated,
-# and the whole corpus with its HTML and mail. The phases after dedup carry fixed costs too
-# (loading recognizers, training a vocabulary), which these spread per MB.
-PRIOR_WALL_MS_PER_MB = {
-    "read": 150.0,  # per source, for plain text; HTML and mail cost up to ten times as much
-    "normalize": 140.0,
-    "langid": 70.0,
-    "quality": 190.0,
-    "dedup_exact": 130.0,
-    "dedup_near": 1100.0,  # most of it the runner grouping the documents for the join
-    "pii": 600.0,
-    "tokenizer": 1400.0,
-    "mlm": 1100.0,
-    TAIL: 250.0,
-}
-DEFAULT_PRIOR = 150.0
+SAMPLED_STAGE = dedup_exact.STAGE
+MIN_SAMPLED = 20  # sampled documents of a source before its sample says anything
 MIN_FRACTION = 0.03  # below this, a phase's own rate is too noisy to extrapolate
 MIN_WORK_S = 1.0  # no ETA before the runner has worked this long
 MIN_STAGES = 5  # fused stages run before their median says what a stage costs the runner
@@ -116,6 +104,20 @@ def _stage_docs(counters: Counts, stage: str) -> dict[str, list[int]]:
     return out
 
 
+def distinct_shares(counters: Counts) -> dict[str, float]:
+    """source -> the share of its documents exact dedup will keep, from the keys sampled while
+    the input is read (dedup_exact.SAMPLE_NS: one counter per sampled key): distinct keys over
+    documents, once MIN_SAMPLED documents of the source are in the sample."""
+    keys: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for (ns, name), value in counters.items():
+        if ns == dedup_exact.SAMPLE_NS and value > 0:
+            source = name.rsplit(".", 1)[0]
+            keys[source] = keys.get(source, 0) + 1
+            seen[source] = seen.get(source, 0) + value
+    return {s: keys[s] / seen[s] for s in keys if seen[s] >= MIN_SAMPLED}
+
+
 @dataclass
 class Flow:
     """Where the documents are: done fractions (None: no counter says), the MB reaching each
@@ -151,14 +153,18 @@ def flow(shape: JobShape, counters: Counts) -> Flow:
         return min(1.0, done / want) if want else 1.0
 
     docs: dict[str, tuple[int, int, int]] = {}
+    sampled = distinct_shares(counters)
     for stage in shape.stages[1:]:
         per = _stage_docs(counters, stage)
         mb[stage] = sum(expected.values()) / 1e6
         fractions[stage] = done_share({s: k + d for s, (_, k, d) in per.items()})
         docs[stage] = tuple(sum(v[i] for v in per.values()) for i in range(3))  # type: ignore[assignment]
-        for s, (_, kept, dropped) in per.items():
-            if kept + dropped and s in expected:
+        for s in expected:
+            _, kept, dropped = per.get(s, (0, 0, 0))
+            if kept + dropped:
                 expected[s] *= kept / (kept + dropped)
+            elif stage == SAMPLED_STAGE and s in sampled:  # no verdicts yet: the sample says
+                expected[s] *= sampled[s]
     kept_mb = sum(expected.values()) / 1e6
     for phase in (*TRAINING, TAIL):
         mb[phase] = kept_mb
@@ -181,9 +187,13 @@ def stage_overhead(durations: tuple[float, ...]) -> float:
 class Estimator:
     """Follows one run update by update: charges wall time to phases and extrapolates."""
 
-    def __init__(self, shape: JobShape, priors: dict[str, float] | None = None):
+    def __init__(
+        self, shape: JobShape, priors: dict[str, tuple[float, float] | float] | None = None
+    ):
         self.shape = shape
-        self.priors = PRIOR_WALL_MS_PER_MB if priors is None else priors
+        table = priors_for(shape.workers) if priors is None else priors
+        # a bare number is ms per MB with no fixed cost
+        self.priors = {p: v if isinstance(v, tuple) else (v, 0.0) for p, v in table.items()}
         # reading costs per byte what the format asks (plain text, HTML, mail): each source
         # is a phase of its own; "read" keeps the bookkeeping after the reads
         sources = [f"read/{s}" for s in shape.source_bytes]
@@ -206,10 +216,12 @@ class Estimator:
             return f"read/{parts[1]}"
         return phase
 
-    def _prior(self, phase: str) -> float:
-        if phase == "read":  # the bookkeeping after the reads: in the sources' priors
+    def _prior_s(self, phase: str, mb: float) -> float:
+        """The phase's prior wall seconds for `mb` reaching it, at speed 1."""
+        if phase == "read" or mb <= 0:  # "read": the bookkeeping after the sources' reads
             return 0.0
-        return self.priors.get(phase.split("/", 1)[0], DEFAULT_PRIOR)
+        ms, fixed = self.priors.get(phase) or self.priors.get(phase.split("/", 1)[0], DEFAULT_PRIOR)
+        return ms * mb / 1000 + fixed
 
     def _phase_ms(self, snap: Snapshot) -> dict[str, float]:
         ms: dict[str, float] = {}
@@ -291,7 +303,7 @@ class Estimator:
         left = sum(1 for i in snap.pending if i not in snap.running)  # stages to start
         wall = {p: self.wall.get(p, 0.0) for p in phases}
         work = {p: max(wall[p] - ran.get(p, 0) * overhead, 0.0) for p in phases}
-        prior = {p: self._prior(p) * fl.mb.get(p, 0.0) / 1000 for p in phases}
+        prior = {p: self._prior_s(p, fl.mb.get(p, 0.0)) for p in phases}
         need: dict[str, float] = {}  # phase -> its whole work, where measured
         for p, f in fractions.items():
             if f is not None and f >= 1.0:

@@ -1,8 +1,10 @@
 """The local profile: Beam's in-process FnApiRunner, one process or several.
 
 Chosen explicitly, never through the DirectRunner default, which first tries to download the
-Prism binary. With workers > 1 the FnApiRunner starts that many SDK worker processes
-(`direct_running_mode=multi_processing`).
+Prism binary. With workers > 1 the FnApiRunner starts that many SDK worker processes, as its
+`multi_processing` mode does, but each runs `python -m gristmill.runners.local_worker` (Beam's
+worker with small data buffers) and the runner streams their input in 1 MB pieces
+(local_transport.py): a worker's memory then stays flat however large the input.
 """
 
 from __future__ import annotations
@@ -10,17 +12,36 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
+import sys
 import tempfile
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.transforms.environments import SubprocessSDKEnvironment
+
+from gristmill.runners import local_transport
 
 MALLOC_ENV = {
     "MALLOC_ARENA_MAX": "2",
     "MALLOC_MMAP_THRESHOLD_": "65536",
     "MALLOC_TRIM_THRESHOLD_": "65536",
 }
+
+
+WORKER_COMMAND = f"{sys.executable} -m gristmill.runners.local_worker"
+
+
+class _OwnWorkers(logging.Filter):
+    """The FnApiRunner warns that several workers want `direct_running_mode=multi_processing`;
+    that mode would replace our worker command with Beam's, and the workers are processes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "direct_running_mode" not in record.getMessage()
+
+
+_OWN_WORKERS = _OwnWorkers()
 
 
 def _remove(path: str) -> None:
@@ -33,7 +54,6 @@ def local_runner(
 ) -> tuple[FnApiRunner, PipelineOptions]:
     if workers < 1:
         raise ValueError(f"runner.workers must be at least 1, got {workers}")
-    mode = "in_memory" if workers == 1 else "multi_processing"
     if workers > 1 and "PIPELINE_OPTIONS_FILE" not in os.environ:
         # Worker processes take their log level only from this file (the FnApiRunner passes
         # them no options); without it each logs its gRPC set-up at INFO on our stderr.
@@ -48,10 +68,16 @@ def local_runner(
         # 895 -> 557 MB)
         for key, value in MALLOC_ENV.items():
             os.environ.setdefault(key, value)
+        # input in 1 MB pieces, sent while the bundle runs; small buffers in the workers
+        local_transport.install()
+        logging.getLogger(FnApiRunner.__module__).addFilter(_OWN_WORKERS)
     args = [
         f"--direct_num_workers={workers}",
-        f"--direct_running_mode={mode}",
+        "--direct_running_mode=in_memory",  # one worker: in this process; more: WORKER_COMMAND
         "--default_sdk_harness_log_level=WARNING",
         *(extra_args or []),
     ]
-    return FnApiRunner(), PipelineOptions(args)
+    if workers == 1:
+        return FnApiRunner(), PipelineOptions(args)
+    own = SubprocessSDKEnvironment.from_command_string(command_string=WORKER_COMMAND)
+    return FnApiRunner(default_environment=own), PipelineOptions(args)

@@ -10,6 +10,7 @@ from pathlib import Path
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from conftest import check_release, run_corpus
 
@@ -105,6 +106,24 @@ def test_lowest_id_survives(exact):
         ("dedup_exact", "exact_duplicate")
     }
     assert outcome("Shuffled") == outcome("Lowest")
+
+
+def test_a_local_run_samples_the_keys_for_the_progress_estimate():
+    texts = [f"text number {i % 40}" for i in range(200)]  # 40 distinct, 5 copies each
+    items = [Document(f"s{i:03d}", "web", "x", t) for i, t in enumerate(texts)]
+    ctx = StageContext("dedup_exact", "/unused", 0, {}, sample_rate=1.0)
+    cfg = defaults()
+    cfg["index"]["enabled"] = False
+    p = beam.Pipeline(runner=FnApiRunner())
+    _ = p | beam.Create(items) | dedup_exact.build(cfg, ctx)
+    result = p.run()
+    result.wait_until_finish()
+    sample = MetricsFilter().with_namespace(dedup_exact.SAMPLE_NS)
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query(sample)["counters"]}
+    assert len(counters) == 40 and sum(counters.values()) == 200
+    assert all(name.startswith("web.") and n == 5 for name, n in counters.items())
+    assert dedup_exact.sample_rate(100 * 2**20) == pytest.approx(2000 * 4096 / (100 * 2**20))
+    assert dedup_exact.sample_rate(1000) == 1.0
 
 
 def test_source_priority_then_lowest_id(exact):

@@ -314,3 +314,22 @@ def test_rich_view_renders_bars_and_stages():
     text = out.getvalue()
     assert "0.0 / 0.1" in text
     assert "normalize" in text and "ETA" in text
+
+
+def _sample(source: str, keys: dict[str, int]) -> dict:
+    """dedup_exact's sample counters: sampled key -> documents seen with it."""
+    return {("dedup_exact.sample", f"{source}.{k}"): n for k, n in keys.items()}
+
+
+def test_the_exact_duplicate_sample_shrinks_what_reaches_later_phases_before_dedup_counts():
+    shape = JobShape(list(STAGES), {"src": 100 * MB})
+    c = _counters(100 * MB, 100, normalize=(100, 0))
+    # 30 sampled keys seen 150 times: a fifth of the documents will survive exact dedup
+    sampled = c | _sample("src", {f"{i:016x}": 5 for i in range(30)})
+    assert flow(shape, c).mb["pii"] == pytest.approx(100.0)
+    assert flow(shape, sampled).mb["pii"] == pytest.approx(20.0)
+    # too small a sample says nothing; the verdicts, once counted, overrule it
+    few = c | _sample("src", {f"{i:016x}": 2 for i in range(5)})
+    assert flow(shape, few).mb["pii"] == pytest.approx(100.0)
+    counted = _counters(100 * MB, 100, normalize=(100, 0), dedup_exact=(50, 50))
+    assert flow(shape, counted | sampled).mb["pii"] == pytest.approx(50.0)

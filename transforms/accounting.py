@@ -36,6 +36,8 @@ class StageContext:
     output: str  # the release root, on any Beam filesystem
     seed: int
     kinds: dict[str, str]  # source name -> source kind
+    # share of documents a stage may name in a counter for the live ETA (local runs; else 0)
+    sample_rate: float = 0.0
 
 
 class StageResult(NamedTuple):

@@ -11,6 +11,11 @@ its key's single winner in a join whose member side is streamed (JoinOneToMany),
 reach the documents through a join keyed by document id (a group of one document). So 100,000
 identical documents cost one accumulator per worker and bundle, never a list of 100,000 texts.
 Kept documents' keys go to `index/exact-*.parquet` (hash, id) for later runs.
+
+On a local run the documents whose key falls in a sample (`sample_rate` of the key space, about
+SAMPLE_DOCS documents) are counted under their key in `dedup_exact.sample`, while the input is
+still being read: distinct names over the total is the share of documents that will survive,
+which the progress ETA needs long before the verdicts exist (progress_estimate.flow).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ SECTION = dedup_params.SECTION
 DEFAULTS = dedup_params.DEFAULTS
 validate = dedup_params.validate
 REASON = "exact_duplicate"
+SAMPLE_NS = f"{STAGE}.sample"  # counter names: "<source>.<key prefix hex>"
+SAMPLE_DOCS = 2000  # documents to sample, for input of SAMPLE_DOC_BYTES per document
+SAMPLE_DOC_BYTES = 4096
 INDEX_SCHEMA = pa.schema([("hash", pa.string()), ("id", pa.string())])
 
 
@@ -43,6 +51,25 @@ def enabled(section: dict[str, Any]) -> bool:
 def exact_key(text: str) -> bytes:
     """128-bit key of a text, whitespace-insensitive."""
     return xxhash.xxh3_128_digest(" ".join(text.split()).encode("utf-8", "surrogatepass"))
+
+
+def sample_rate(input_bytes: int) -> float:
+    """The share of the key space to sample for an input of this size."""
+    return min(1.0, SAMPLE_DOCS * SAMPLE_DOC_BYTES / max(input_bytes, 1))
+
+
+class _Key(beam.DoFn):
+    """document -> (exact key, rank node); counts the sampled keys."""
+
+    def __init__(self, params: DedupParams, rate: float):
+        self.params = params
+        self.limit = int(rate * (1 << 64))
+
+    def process(self, doc):
+        key = exact_key(doc.text)
+        if self.limit and int.from_bytes(key[:8], "big") < self.limit:
+            beam.metrics.Metrics.counter(SAMPLE_NS, f"{doc.source}.{key[:8].hex()}").inc()
+        yield key, self.params.node(doc.source, doc.id)
 
 
 class _Best(beam.CombineFn):
@@ -87,9 +114,7 @@ class ExactDedup(beam.PTransform):
 
     def expand(self, docs):
         params = self.params
-        members = docs | "Key" >> beam.Map(
-            lambda d: (exact_key(d.text), params.node(d.source, d.id))
-        )
+        members = docs | "Key" >> beam.ParDo(_Key(params, self.ctx.sample_rate))
         winners = members | "Winner" >> beam.CombinePerKey(_Best())
         verdicts = (
             (winners, members) | "Join" >> JoinOneToMany() | "Verdicts" >> beam.FlatMap(_verdicts)

@@ -7,6 +7,7 @@ fingerprint (`recorded_config`).
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,23 @@ def recorded_config(section: dict) -> dict:
     return out
 
 
+def model_meta(model: str) -> dict[str, Any]:
+    """A spaCy model's meta.json, by package name or path, read without importing spaCy: the
+    driver never needs spaCy, and importing it loads torch, seconds in calls that hold the
+    interpreter lock (the progress display stalled for 2.3 s on it)."""
+    try:
+        spec = importlib.util.find_spec(model)
+    except (ImportError, ValueError):
+        spec = None
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    for root in [Path(r) for r in roots] or [Path(model)]:
+        found = [root / "meta.json"] + sorted(root.glob("*/meta.json")) if root.is_dir() else []
+        for meta in found:
+            if meta.is_file():
+                return json.loads(meta.read_text(encoding="utf-8"))
+    return {}
+
+
 def describe(section: dict) -> dict:
     """Engine facts for the report, read from package metadata (no model is loaded here)."""
     from importlib import metadata
@@ -161,13 +179,8 @@ def describe(section: dict) -> dict:
         except metadata.PackageNotFoundError:
             info[package] = "not installed"
     if section["mode"] == "full" or section["residual"]["enabled"]:
-        from spacy.util import get_model_meta, get_package_path, is_package
-
         model = section["spacy_model"]
-        path = get_package_path(model) if is_package(model) else Path(model)
-        if is_package(model):
-            path = next((p for p in path.iterdir() if (p / "meta.json").exists()), path)
-        meta = get_model_meta(path)
+        meta = model_meta(model)
         info["spacy_model"] = {
             "package": model,
             "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",

@@ -1,0 +1,154 @@
+"""Worker input in bounded pieces on the local runner, so a worker's memory stays flat.
+
+Beam's FnApiRunner hands each SDK worker its share of a grouped PCollection (the output of a
+GroupByKey, which holds every document at a dedup join) as one byte string, and sends it whole
+before the bundle starts: the worker holds its entire share in its gRPC buffers while it works,
+so its memory grows with the corpus (bench/dedup_memory.py). Dataflow, Flink and Spark stream a
+bundle's input instead. `install()` makes the local runner do the same, in the driver only:
+
+- a grouped share is cut into messages of about CHUNK_BYTES at group boundaries (same groups to
+  the same workers, in the same order as before);
+- a worker's input larger than one chunk is written from a thread while the bundle runs, one
+  message per chunk (pieces other workers wrote, up to 10 MB each, are cut the same way); the
+  worker's data channel takes at most five messages at a time, so that is what it holds,
+  whatever the input size.
+
+Written against apache-beam 2.77: if the runner's internals differ, it changes nothing and says
+so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger("gristmill")
+
+CHUNK_BYTES = 1 << 20
+_INSTALLED: dict[str, Any] = {}
+
+
+def _chunked_partition(original):
+    from apache_beam.coders.coder_impl import create_OutputStream
+    from apache_beam.transforms.window import GlobalWindow, GlobalWindows
+    from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming
+
+    pane = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
+    wrap = GlobalWindows.windowed_value(
+        None, timestamp=GlobalWindow().max_timestamp(), pane_info=pane
+    ).with_value
+
+    def partition(self, n: int) -> list[list[bytes]]:
+        # windowed groups need the runner's trigger driver: left as they were
+        if self._grouped_output or not self._windowing.is_default():
+            return original(self, n)
+        coder = self._post_grouped_coder.get_impl()
+        key_coder = self._key_coder.get_impl()
+        parts: list[list[bytes]] = [[] for _ in range(n)]
+        streams = [create_OutputStream() for _ in range(n)]
+        for idx, (encoded_key, values) in enumerate(self._table.items()):
+            k = idx % n
+            coder.encode_to_stream(wrap((key_coder.decode(encoded_key), values)), streams[k], True)
+            if streams[k].size() >= CHUNK_BYTES:
+                parts[k].append(streams[k].get())
+                streams[k] = create_OutputStream()
+        for k, stream in enumerate(streams):
+            if stream.size() or not parts[k]:
+                parts[k].append(stream.get())
+        self._table.clear()
+        self._grouped_output = parts
+        return parts
+
+    return partition
+
+
+def _pieces(stream: bytes, coder) -> Iterator[bytes]:
+    """`stream` in pieces of about CHUNK_BYTES at element boundaries. Worker output arrives in
+    pieces of up to 10 MB (the SDK's flush size); a worker fed those would queue five of them."""
+    if len(stream) <= 2 * CHUNK_BYTES or coder is None:
+        yield stream
+        return
+    from apache_beam.coders.coder_impl import create_InputStream, create_OutputStream
+
+    source, piece = create_InputStream(stream), create_OutputStream()
+    while source.size() > 0:
+        coder.encode_to_stream(coder.decode_from_stream(source, True), piece, True)
+        if piece.size() >= CHUNK_BYTES:
+            yield piece.get()
+            piece = create_OutputStream()
+    if piece.size():
+        yield piece.get()
+
+
+def _streamed_send(original):
+    from apache_beam.runners.worker.data_plane import _GrpcDataChannel
+
+    def send(self, process_bundle_id: str, read_transform_id: str, byte_streams) -> None:
+        streams = list(byte_streams or [])
+        conn = self._worker_handler.data_conn
+        if not isinstance(conn, _GrpcDataChannel) or sum(map(len, streams)) <= CHUNK_BYTES:
+            return original(self, process_bundle_id, read_transform_id, streams)
+        try:
+            coder = self.bundle_context_manager.get_input_coder_impl(read_transform_id)
+        except (AttributeError, KeyError):
+            coder = None
+        out = conn.output_stream(process_bundle_id, read_transform_id)
+
+        def write_all() -> None:
+            for stream in streams:
+                for piece in _pieces(stream, coder):
+                    out.write(piece)
+                    out.flush()  # one message per piece: pieces hold whole elements
+            out.close()
+
+        # the bundle starts while its input is still being sent: the worker takes what it
+        # can hold, and the bundle cannot finish before the last message has arrived
+        threading.Thread(target=write_all, name="gristmill-send-input", daemon=True).start()
+
+    return send
+
+
+def install() -> bool:
+    """Patches the FnApiRunner in this process (once); False if its internals are not the
+    ones this was written for."""
+    if _INSTALLED:
+        return True
+    try:
+        from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+
+        grouping = execution.GroupingBuffer
+        manager = fn_runner.BundleManager
+        probe = grouping.__init__.__code__.co_names
+        if not all(
+            name in probe
+            for name in (
+                "_table",
+                "_windowing",
+                "_grouped_output",
+                "_key_coder",
+                "_post_grouped_coder",
+            )
+        ) or not hasattr(manager, "_send_input_to_worker"):
+            raise AttributeError("GroupingBuffer or BundleManager changed")
+        partition = _chunked_partition(grouping.partition)
+        send = _streamed_send(manager._send_input_to_worker)
+    except (ImportError, AttributeError) as err:
+        log.info("gristmill: local runner sends worker input whole (%s)", err)
+        return False
+    _INSTALLED["partition"] = grouping.partition
+    _INSTALLED["send"] = manager._send_input_to_worker
+    grouping.partition = partition
+    manager._send_input_to_worker = send
+    return True
+
+
+def uninstall() -> None:
+    """Back to the runner's own transport (tests and benchmarks compare the two)."""
+    if not _INSTALLED:
+        return
+    from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+
+    execution.GroupingBuffer.partition = _INSTALLED.pop("partition")
+    fn_runner.BundleManager._send_input_to_worker = _INSTALLED.pop("send")

@@ -1,0 +1,128 @@
+"""The local runner's worker input in bounded pieces (runners/local_transport.py).
+
+Two SDK worker processes, a grouped PCollection far larger than one chunk: the groups reach the
+workers whole and complete, the runner cut them into many messages, and none of those holds more
+than one chunk plus one group. The demo job's byte-identical 2- and 4-worker runs
+(test_corpus_job.py) run with the same transport.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+import pytest
+from apache_beam.internal.cloudpickle import cloudpickle
+from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+from apache_beam.testing.util import assert_that, equal_to
+
+from gristmill.runners import local_transport
+from gristmill.runners.local import local_runner
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests/
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """The transport with 4 KB chunks, recording what each partition holds and every message
+    the driver writes to a worker; the runner's own transport again afterwards."""
+    local_transport.uninstall()
+    monkeypatch.setattr(local_transport, "CHUNK_BYTES", 4096)
+    assert local_transport.install()
+    parts: list[list[int]] = []
+    sent: list[int] = []
+    partition = execution.GroupingBuffer.partition
+
+    def watched(self, n):
+        out = partition(self, n)
+        parts.extend([len(b) for b in part] for part in out)
+        return out
+
+    monkeypatch.setattr(execution.GroupingBuffer, "partition", watched)
+    from apache_beam.runners.worker import data_plane
+
+    flush = data_plane.SizeBasedBufferingClosableOutputStream.flush
+
+    def counted(self):
+        sent.append(self.size())
+        return flush(self)
+
+    monkeypatch.setattr(data_plane.SizeBasedBufferingClosableOutputStream, "flush", counted)
+    yield parts, sent
+    monkeypatch.undo()
+    local_transport.uninstall()
+    local_transport.install()
+
+
+def _group_sizes(words: int):
+    rows = [(f"k{i % 300:03d}", "w" * (1 + i % 40)) for i in range(words)]
+    want: dict[str, list[int]] = {}
+    for key, value in rows:
+        want.setdefault(key, [0, 0])
+        want[key][0] += 1
+        want[key][1] += len(value)
+    return rows, [(k, n, b) for k, (n, b) in want.items()]
+
+
+def test_grouped_input_reaches_two_workers_in_chunks(small_chunks):
+    parts, sent = small_chunks
+    rows, want = _group_sizes(30_000)
+    runner, options = local_runner(2)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        got = (
+            p
+            | beam.Create(rows, reshuffle=False)
+            | "Group" >> beam.GroupByKey()
+            | beam.MapTuple(lambda k, vs: (k, len(list(vs)), sum(len(v) for v in vs)))
+        )
+        assert_that(got, equal_to(want))
+    grouped = [p for p in parts if sum(p) > 100_000]  # the 300 groups of 30,000 words
+    assert len(grouped) == 2, parts  # one share per worker
+    for share in grouped:
+        assert len(share) > 20  # cut into many chunks ...
+        assert max(share) < 4096 + 4096  # ... each one chunk plus at most one group
+    assert sum(1 for n in sent if 0 < n < 8192) > 40  # and sent as that many messages
+
+
+def test_install_is_idempotent_and_reversible():
+    local_transport.uninstall()
+    stock_partition = execution.GroupingBuffer.partition
+    stock_send = fn_runner.BundleManager._send_input_to_worker
+    try:
+        assert local_transport.install()
+        patched = execution.GroupingBuffer.partition
+        assert patched is not stock_partition
+        assert fn_runner.BundleManager._send_input_to_worker is not stock_send
+        assert local_transport.install()
+        assert execution.GroupingBuffer.partition is patched  # not wrapped twice
+        local_transport.uninstall()
+        assert execution.GroupingBuffer.partition is stock_partition
+        assert fn_runner.BundleManager._send_input_to_worker is stock_send
+    finally:
+        local_transport.install()
+
+
+def _worker_facts(_):
+    import os
+
+    from apache_beam.runners.worker import data_plane
+
+    return os.getpid(), data_plane._DEFAULT_SEND_QUEUE_MAX_BYTES
+
+
+def test_workers_are_processes_with_small_buffers():
+    import os
+
+    from gristmill.runners.local_worker import SEND_QUEUE_BYTES
+
+    driver = os.getpid()
+
+    def check(facts):  # runs in a worker; a failure fails the pipeline
+        assert len(facts) == 200, len(facts)
+        assert all(pid != driver for pid, _ in facts), "ran in the driver"
+        assert {queue for _, queue in facts} == {SEND_QUEUE_BYTES}, set(facts)
+
+    runner, options = local_runner(2)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        facts = p | beam.Create(range(200)) | beam.Reshuffle() | beam.Map(_worker_facts)
+        assert_that(facts, check)
