@@ -74,23 +74,29 @@ TRIMMED = {
 MALLOC = {"stock": {}, "trimmed": TRIMMED}
 
 
-def write_inputs(corpus: Path, docs: int, out: Path) -> dict[int, Path]:
+def write_inputs(corpus: Path, docs: int, out: Path, scales=(1, 10)) -> dict[int, Path]:
     rng = random.Random(0)
     pieces = [p for _, name, t in read_texts(corpus) if "moby" not in name for p in chop(t, rng)]
     rng.shuffle(pieces)
     if len(pieces) < docs:
         raise SystemExit(f"bench/dedup_memory: the corpus holds {len(pieces)} pieces, need {docs}")
     vocab = sorted({w for p in pieces[:200] for w in p.split()})
-    paths = {1: out / "docs-1x.jsonl", 10: out / "docs-10x.jsonl"}
-    with paths[1].open("w", encoding="utf-8") as one, paths[10].open("w", encoding="utf-8") as ten:
+    paths = {s: out / f"docs-{s}x.jsonl" for s in scales}
+    files = {s: path.open("w", encoding="utf-8") for s, path in paths.items()}
+    try:
         for i, text in enumerate(pieces[:docs]):
-            row = {"id": f"d{i:06d}-0", "source": f"s{i % 3}", "text": text}
-            one.write(json.dumps(row) + "\n")
-            ten.write(json.dumps(row) + "\n")
-            for k in range(1, 10):
-                words = text.split() if k < 3 else edit(text.split(), 0.005 * (k - 2), vocab, rng)
+            # copy k of a document: two exact copies, then edits of 0.5% to 3.5% of the words
+            for k in range(max(scales)):
+                rate = 0.005 * ((k - 3) % 7 + 1)
+                words = text.split() if k < 3 else edit(text.split(), rate, vocab, rng)
                 row = {"id": f"d{i:06d}-{k}", "source": f"s{i % 3}", "text": " ".join(words)}
-                ten.write(json.dumps(row) + "\n")
+                line = json.dumps(row if k else {**row, "text": text}) + "\n"
+                for s, fh in files.items():
+                    if k < s:
+                        fh.write(line)
+    finally:
+        for fh in files.values():
+            fh.close()
     return paths
 
 
@@ -319,6 +325,9 @@ def main(argv: list[str] | None = None) -> dict:
         default="stock,bounded",
         help="Beam's multi_processing workers (stock) and gristmill's local runner (bounded)",
     )
+    parser.add_argument(
+        "--scales", default="1,10", help="input sizes, in copies of each document (1 and 10 always)"
+    )
     parser.add_argument("--in-memory", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--mode", default="multi_processing")
@@ -334,10 +343,11 @@ def main(argv: list[str] | None = None) -> dict:
         )
         return {}
     mallocs = args.malloc.split(",")
+    scales = sorted({1, 10, *(int(x) for x in args.scales.split(","))})
     transports = args.transport.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_inputs(corpus, args.docs, Path(tmp))
+        paths = write_inputs(corpus, args.docs, Path(tmp), scales)
         # tree, its path, malloc, mode, job, transport
         runs: list[tuple[str, Path | None, str, str, str, str]] = []
         if args.baseline:
@@ -351,7 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
             if args.in_memory:
                 runs.append(("current", None, "stock", "in_memory", job, "stock"))
         for name, tree, malloc, mode, job, transport in runs:
-            for scale in (1, 10):
+            for scale in scales:
                 got = measure(paths[scale], job, args, tree, malloc, mode, transport)
                 in_memory = mode == "in_memory"
                 rows.append(
@@ -387,20 +397,23 @@ def report(rows: list[dict]) -> dict:
             key = (r["tree"], r["malloc"], r["transport"], r["job"])
             peaks.setdefault(key, {})[r["input"]] = (r["worker_peak_mb"], r["runner_peak_mb"])
     for (tree, malloc, transport, job), got in peaks.items():
-        if set(got) != {"1x", "10x"}:
+        if not {"1x", "10x"} <= set(got):
             continue
         worker = round(got["10x"][0] / got["1x"][0], 3)
         runner = round(got["10x"][1] / got["1x"][1], 3)
         ratios[f"{tree} {malloc} {transport} {job}"] = {"worker": worker, "runner": runner}
         extra = ""
         control = peaks.get(("current", malloc, transport, "control"), {})
-        if job == "dedup" and set(control) == {"1x", "10x"}:
+        if job == "dedup" and set(control) == set(got):
             extra = ", worker minus control: " + ", ".join(
-                f"{s} {got[s][0] - control[s][0]:.0f} MB" for s in ("1x", "10x")
+                f"{s} {got[s][0] - control[s][0]:.0f} MB" for s in got
             )
+        larger = "".join(
+            f", {s}: worker {got[s][0] / got['1x'][0]:.3f}" for s in got if s not in ("1x", "10x")
+        )
         print(
             f"10x / 1x, {tree} tree, {malloc} malloc, {transport} transport, {job}: worker {worker} "
-            f"(target <= {TARGET}), runner {runner}{extra}"
+            f"(target <= {TARGET}), runner {runner}{extra}{larger}"
         )
     return {"rows": rows, "ratios_10x_1x": ratios, "target": TARGET}
 

@@ -11,14 +11,16 @@ import threading
 from pathlib import Path
 
 SAMPLE_S = 0.2
-WORKER_MARK = "sdk_worker_main"
+# Beam's SDK worker, and the one gristmill's local runner starts (runners/local_worker.py)
+WORKER_MARKS = ("sdk_worker_main", "gristmill.runners.local_worker")
 
 
 def role(cmdline: list[str], is_root: bool) -> str:
     if is_root:
         return "driver"
     shell = bool(cmdline) and os.path.basename(cmdline[0]) in ("sh", "bash", "dash")
-    return "worker" if WORKER_MARK in " ".join(cmdline) and not shell else "other"
+    line = " ".join(cmdline)
+    return "worker" if any(m in line for m in WORKER_MARKS) and not shell else "other"
 
 
 def _tree(root: int) -> dict[int, tuple[list[str], int]]:

@@ -20,10 +20,10 @@ Reported per run: the largest gap between updates (target: at most 2 s); at the 
 (the first update at or after half the pipeline's actual time T) the ETA against the actual time
 left and the predicted total (elapsed + ETA) against T (target: within 30%); the worst such
 errors over every later update; the execution ms per input MB of each phase; and the wall ms
-charged to each phase per MB that reached it (what the tracker's priors are calibrated from).
-Other helpers run CPU-heavy work on this 2-core machine at the same time: the numbers are
-taken under that contention. `--replay` re-scores saved runs with the estimator as it is now,
-on the very snapshots the live run saw. `main(argv)` returns the numbers as a dict.
+charged to each phase per MB that reached it (bench/progress_fit.py fits the priors from saved
+runs). Anything else running on the machine slows phases unevenly and is in the numbers.
+`--replay` re-scores saved runs with the estimator as it is now, on the very snapshots the live
+run saw. `main(argv)` returns the numbers as a dict.
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ def report(runs: list[dict[str, Any]]) -> None:
         | r["score"]
         for r in runs
     ]
-    print("progress display on a real run (taken under contention from other helpers' work)")
+    print("progress display on a real run (whatever else loads the machine is in the numbers)")
     print(_table(rows, list(rows[0])))
     for title, key in (
         ("execution ms per input MB, per phase (summed over workers)", "ms_per_mb"),

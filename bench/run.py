@@ -119,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         results["scaling"] = scaling.main(["--corpus", str(corpus)])
         print()
 
+        import progress as progress_bench  # the live display's update gaps and ETA error
+
+        runs = progress_bench.main(["--corpus", str(corpus), "--full", "--workers", "1,2"])
+        results["progress"] = [
+            {"workers": r["workers"], "pipeline_s": r["pipeline_s"], **r["score"]}
+            for r in runs.get("runs", [])
+        ]
+        print()
+
     import extraction
 
     results["extraction"] = extraction.main(["--corpus", str(corpus)])

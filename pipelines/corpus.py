@@ -142,7 +142,7 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
     kinds = {s.name: s.kind for s in cfg.sources}
     # the live ETA (local runs only) samples the exact-duplicate rate while the input is read
     local = cfg.section("runner")["profile"] == "local"
-    sample = dedup_exact.sample_rate(job.input_bytes) if local else 0.0
+    sample = dedup_exact.sample_per_char(job.input_bytes) if local else 0.0
     for name, section, module in enabled_stages(cfg):
         ctx = StageContext(name, cfg.output, cfg.raw["seed"], kinds, sample)
         transform = module.build(cfg.section(section), ctx)

@@ -105,9 +105,10 @@ def _stage_docs(counters: Counts, stage: str) -> dict[str, list[int]]:
 
 
 def distinct_shares(counters: Counts) -> dict[str, float]:
-    """source -> the share of its documents exact dedup will keep, from the keys sampled while
-    the input is read (dedup_exact.SAMPLE_NS: one counter per sampled key): distinct keys over
-    documents, once MIN_SAMPLED documents of the source are in the sample."""
+    """source -> the share of its bytes exact dedup will keep, from the keys sampled while the
+    input is read (dedup_exact.SAMPLE_NS: one counter per sampled key, each sampled document
+    standing for the same bytes): distinct keys over sampled documents, once MIN_SAMPLED
+    documents of the source are in the sample."""
     keys: dict[str, int] = {}
     seen: dict[str, int] = {}
     for (ns, name), value in counters.items():

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("gristmill")
@@ -64,22 +63,26 @@ def _chunked_partition(original):
     return partition
 
 
-def _pieces(stream: bytes, coder) -> Iterator[bytes]:
+def _pieces(stream: bytes, coder) -> list[bytes]:
     """`stream` in pieces of about CHUNK_BYTES at element boundaries. Worker output arrives in
     pieces of up to 10 MB (the SDK's flush size); a worker fed those would queue five of them."""
     if len(stream) <= 2 * CHUNK_BYTES or coder is None:
-        yield stream
-        return
+        return [stream]
     from apache_beam.coders.coder_impl import create_InputStream, create_OutputStream
 
-    source, piece = create_InputStream(stream), create_OutputStream()
-    while source.size() > 0:
-        coder.encode_to_stream(coder.decode_from_stream(source, True), piece, True)
-        if piece.size() >= CHUNK_BYTES:
-            yield piece.get()
-            piece = create_OutputStream()
-    if piece.size():
-        yield piece.get()
+    try:
+        pieces, source, piece = [], create_InputStream(stream), create_OutputStream()
+        while source.size() > 0:
+            coder.encode_to_stream(coder.decode_from_stream(source, True), piece, True)
+            if piece.size() >= CHUNK_BYTES:
+                pieces.append(piece.get())
+                piece = create_OutputStream()
+        if piece.size():
+            pieces.append(piece.get())
+        return pieces
+    except Exception:  # noqa: BLE001 - bytes its coder cannot re-read go as they came
+        log.debug("gristmill: a worker input piece goes whole", exc_info=True)
+        return [stream]
 
 
 def _streamed_send(original):
@@ -97,11 +100,15 @@ def _streamed_send(original):
         out = conn.output_stream(process_bundle_id, read_transform_id)
 
         def write_all() -> None:
-            for stream in streams:
-                for piece in _pieces(stream, coder):
-                    out.write(piece)
-                    out.flush()  # one message per piece: pieces hold whole elements
-            out.close()
+            try:
+                for stream in streams:
+                    for piece in _pieces(stream, coder):
+                        out.write(piece)
+                        out.flush()  # one message per piece: pieces hold whole elements
+                out.close()
+            except Exception:  # noqa: BLE001 - the channel is gone: so is the worker, and the
+                # bundle fails on the control channel; never close with input missing
+                log.warning("gristmill: sending a worker its input failed", exc_info=True)
 
         # the bundle starts while its input is still being sent: the worker takes what it
         # can hold, and the bundle cannot finish before the last message has arrived

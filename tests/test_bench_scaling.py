@@ -34,12 +34,16 @@ def test_closest_picks_the_file_nearest_the_fraction_of_the_group():
     assert scaling.closest(sizes, 0.5) == "d"
 
 
-def test_roles_tell_workers_from_their_shell_wrappers():
-    worker = ["/venv/bin/python", "-m", "apache_beam.runners.worker.sdk_worker_main"]
+@pytest.mark.parametrize(
+    "module", ["apache_beam.runners.worker.sdk_worker_main", "gristmill.runners.local_worker"]
+)
+def test_roles_tell_workers_from_their_shell_wrappers(module):
+    worker = ["/venv/bin/python", "-m", module]
     shell = ["/bin/sh", "-c", " ".join(worker)]
     assert scaling.role(worker, False) == "worker"
     assert scaling.role(shell, False) == "other"
     assert scaling.role(worker, True) == "driver"
+    assert scaling.role(["/venv/bin/python", "-m", "gristmill"], False) == "other"
 
 
 def test_sampled_bytes_scale_the_sampled_mean_to_every_element():

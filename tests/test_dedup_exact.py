@@ -111,7 +111,7 @@ def test_lowest_id_survives(exact):
 def test_a_local_run_samples_the_keys_for_the_progress_estimate():
     texts = [f"text number {i % 40}" for i in range(200)]  # 40 distinct, 5 copies each
     items = [Document(f"s{i:03d}", "web", "x", t) for i, t in enumerate(texts)]
-    ctx = StageContext("dedup_exact", "/unused", 0, {}, sample_rate=1.0)
+    ctx = StageContext("dedup_exact", "/unused", 0, {}, sample_per_char=1.0)  # every document
     cfg = defaults()
     cfg["index"]["enabled"] = False
     p = beam.Pipeline(runner=FnApiRunner())
@@ -122,8 +122,7 @@ def test_a_local_run_samples_the_keys_for_the_progress_estimate():
     counters = {c.key.metric.name: c.committed for c in result.metrics().query(sample)["counters"]}
     assert len(counters) == 40 and sum(counters.values()) == 200
     assert all(name.startswith("web.") and n == 5 for name, n in counters.items())
-    assert dedup_exact.sample_rate(100 * 2**20) == pytest.approx(2000 * 4096 / (100 * 2**20))
-    assert dedup_exact.sample_rate(1000) == 1.0
+    assert dedup_exact.sample_per_char(100 * 10**6) == pytest.approx(2000 / 10**8)
 
 
 def test_source_priority_then_lowest_id(exact):

@@ -126,3 +126,29 @@ def test_workers_are_processes_with_small_buffers():
     with beam.Pipeline(runner=runner, options=options) as p:
         facts = p | beam.Create(range(200)) | beam.Reshuffle() | beam.Map(_worker_facts)
         assert_that(facts, check)
+
+
+def test_large_pieces_are_recut_at_element_boundaries(monkeypatch):
+    from apache_beam.coders import coders
+    from apache_beam.coders.coder_impl import create_InputStream, create_OutputStream
+    from apache_beam.transforms.window import GlobalWindows
+
+    monkeypatch.setattr(local_transport, "CHUNK_BYTES", 1000)
+    coder = coders.WindowedValueCoder(coders.StrUtf8Coder()).get_impl()
+    values = [f"element {i} " * (1 + i % 7) for i in range(2000)]
+    out = create_OutputStream()
+    for v in values:
+        coder.encode_to_stream(GlobalWindows.windowed_value(v), out, True)
+    stream = out.get()
+
+    pieces = local_transport._pieces(stream, coder)
+    assert len(pieces) > 20 and max(map(len, pieces)) < 1000 + 200
+    decoded = []
+    for piece in pieces:  # every piece decodes on its own: whole elements only
+        source = create_InputStream(piece)
+        while source.size() > 0:
+            decoded.append(coder.decode_from_stream(source, True).value)
+    assert decoded == values
+    # bytes the coder cannot read go as they came; small ones are never cut
+    assert local_transport._pieces(b"\xff" * 5000, coder) == [b"\xff" * 5000]
+    assert local_transport._pieces(stream[:1500], coder) == [stream[:1500]]

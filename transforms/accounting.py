@@ -36,8 +36,9 @@ class StageContext:
     output: str  # the release root, on any Beam filesystem
     seed: int
     kinds: dict[str, str]  # source name -> source kind
-    # share of documents a stage may name in a counter for the live ETA (local runs; else 0)
-    sample_rate: float = 0.0
+    # documents per character of text a stage may name in a counter for the live ETA (local
+    # runs; else 0): see dedup_exact
+    sample_per_char: float = 0.0
 
 
 class StageResult(NamedTuple):

@@ -12,10 +12,13 @@ reach the documents through a join keyed by document id (a group of one document
 identical documents cost one accumulator per worker and bundle, never a list of 100,000 texts.
 Kept documents' keys go to `index/exact-*.parquet` (hash, id) for later runs.
 
-On a local run the documents whose key falls in a sample (`sample_rate` of the key space, about
-SAMPLE_DOCS documents) are counted under their key in `dedup_exact.sample`, while the input is
-still being read: distinct names over the total is the share of documents that will survive,
-which the progress ETA needs long before the verdicts exist (progress_estimate.flow).
+On a local run a sample of the documents is counted under their key in `dedup_exact.sample`
+while the input is still being read: the progress ETA needs the share that will survive long
+before the verdicts exist (progress_estimate.flow). A document is in the sample if its key,
+read as a fraction of the key space, is below its length times `sample_per_char`: every copy
+of a text is in or out together, a document's chance grows with its length, so each sampled
+document stands for the same number of bytes and distinct keys over sampled documents is the
+share of the bytes exact dedup keeps. About SAMPLE_DOCS documents, whatever their sizes.
 """
 
 from __future__ import annotations
@@ -39,8 +42,7 @@ DEFAULTS = dedup_params.DEFAULTS
 validate = dedup_params.validate
 REASON = "exact_duplicate"
 SAMPLE_NS = f"{STAGE}.sample"  # counter names: "<source>.<key prefix hex>"
-SAMPLE_DOCS = 2000  # documents to sample, for input of SAMPLE_DOC_BYTES per document
-SAMPLE_DOC_BYTES = 4096
+SAMPLE_DOCS = 2000  # documents to sample, whatever their sizes
 INDEX_SCHEMA = pa.schema([("hash", pa.string()), ("id", pa.string())])
 
 
@@ -53,21 +55,21 @@ def exact_key(text: str) -> bytes:
     return xxhash.xxh3_128_digest(" ".join(text.split()).encode("utf-8", "surrogatepass"))
 
 
-def sample_rate(input_bytes: int) -> float:
-    """The share of the key space to sample for an input of this size."""
-    return min(1.0, SAMPLE_DOCS * SAMPLE_DOC_BYTES / max(input_bytes, 1))
+def sample_per_char(input_bytes: int) -> float:
+    """Sampled documents per character of text, for about SAMPLE_DOCS from this input."""
+    return SAMPLE_DOCS / max(input_bytes, 1)
 
 
 class _Key(beam.DoFn):
     """document -> (exact key, rank node); counts the sampled keys."""
 
-    def __init__(self, params: DedupParams, rate: float):
+    def __init__(self, params: DedupParams, per_char: float):
         self.params = params
-        self.limit = int(rate * (1 << 64))
+        self.per_char = per_char
 
     def process(self, doc):
         key = exact_key(doc.text)
-        if self.limit and int.from_bytes(key[:8], "big") < self.limit:
+        if self.per_char and int.from_bytes(key[:8], "big") < len(doc.text) * self.per_char * 2**64:
             beam.metrics.Metrics.counter(SAMPLE_NS, f"{doc.source}.{key[:8].hex()}").inc()
         yield key, self.params.node(doc.source, doc.id)
 
@@ -114,7 +116,7 @@ class ExactDedup(beam.PTransform):
 
     def expand(self, docs):
         params = self.params
-        members = docs | "Key" >> beam.ParDo(_Key(params, self.ctx.sample_rate))
+        members = docs | "Key" >> beam.ParDo(_Key(params, self.ctx.sample_per_char))
         winners = members | "Winner" >> beam.CombinePerKey(_Best())
         verdicts = (
             (winners, members) | "Join" >> JoinOneToMany() | "Verdicts" >> beam.FlatMap(_verdicts)
