@@ -4,7 +4,7 @@ Chosen explicitly, never through the DirectRunner default, which first tries to 
 Prism binary. With workers > 1 the FnApiRunner starts that many SDK worker processes, as its
 `multi_processing` mode does, but each runs `python -m gristmill.runners.local_worker` (Beam's
 worker with small data buffers) and the runner streams their input in 1 MB pieces
-(local_transport.py): a worker's memory then stays flat however large the input.
+(local_transport.py): what a worker holds in flight is then bounded, whatever the input size.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Worker input in bounded pieces on the local runner, so a worker's memory stays flat.
+"""Worker input in bounded pieces on the local runner, so a worker does not hold its whole share.
 
 Beam's FnApiRunner hands each SDK worker its share of a grouped PCollection (the output of a
 GroupByKey, which holds every document at a dedup join) as one byte string, and sends it whole
