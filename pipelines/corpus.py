@@ -16,6 +16,7 @@ import apache_beam as beam
 from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.report import AFTER, BEFORE, LengthHistogram
 from gristmill.pipelines.tokenizer import TrainingPlan, add_training_data, plan_training
+from gristmill.runners import is_local
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
 from gristmill.transforms import dedup_exact
@@ -141,7 +142,7 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
     reports: list[beam.PCollection] = [docs | "CountRead/Lengths" >> LengthHistogram(BEFORE)]
     kinds = {s.name: s.kind for s in cfg.sources}
     # the live ETA (local runs only) samples the exact-duplicate rate while the input is read
-    local = cfg.section("runner")["profile"] == "local"
+    local = is_local(cfg.section("runner"))
     sample = dedup_exact.sample_per_char(job.input_bytes) if local else 0.0
     for name, section, module in enabled_stages(cfg):
         ctx = StageContext(name, cfg.output, cfg.raw["seed"], kinds, sample)

@@ -10,7 +10,7 @@ import apache_beam as beam
 
 from gristmill.pipelines import corpus, progress, refresh, release
 from gristmill.pipelines.config import ConfigError, JobConfig
-from gristmill.runners import ProfileError, runner_for
+from gristmill.runners import ProfileError, is_local, runner_for
 from gristmill.transforms.sources.read import NoMatch
 
 log = logging.getLogger("gristmill")
@@ -42,7 +42,7 @@ def run_job(cfg: JobConfig, show: str = "off") -> dict[str, Any]:
         job.document_shards,
     )
     runner_cfg = cfg.section("runner")
-    local = runner_cfg["profile"] == "local"  # live metrics come from the FnApiRunner only
+    local = is_local(runner_cfg)
     per_source = {name: sum(f.size for f in files) for name, files in job.files.items()}
     with (
         progress.track(

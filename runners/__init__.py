@@ -10,14 +10,26 @@ if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.runner import PipelineRunner
 
-__all__ = ["PROFILES", "RUNNER_DEFAULTS", "ProfileError", "check_profile", "runner_for"]
+__all__ = [
+    "PROFILES",
+    "RUNNER_DEFAULTS",
+    "ProfileError",
+    "check_profile",
+    "is_local",
+    "runner_for",
+]
+
+
+def is_local(section: dict[str, Any]) -> bool:
+    """In-process FnApiRunner: the only runner whose live metrics the progress display reads."""
+    return section["profile"] == "local"
 
 
 def runner_for(section: dict[str, Any]) -> tuple[PipelineRunner | None, PipelineOptions]:
     """(runner, options) for a validated runner section. None as runner: Beam picks it from
     the options (--runner=...)."""
     check_profile(section)
-    if section["profile"] == "local":
+    if is_local(section):
         from gristmill.runners.local import local_runner
 
         return local_runner(

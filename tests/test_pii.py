@@ -353,6 +353,8 @@ def test_validate_names_the_key():
         ("score_threshold", 1.5, "score_threshold:"),
         ("entities", ["NOT_AN_ENTITY"], "entities:"),
         ("salt", "env:GRISTMILL_TEST_UNSET_SALT", "salt:"),
+        ("spacy_model", "no_such_model_pkg", "spacy_model: no_such_model_pkg is neither"),
+        ("spacy_model", "no_such_parent.model", "spacy_model: no_such_parent.model is neither"),
     ]:
         s = copy.deepcopy(pii.DEFAULTS)
         s[key] = value

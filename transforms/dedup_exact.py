@@ -65,11 +65,12 @@ class _Key(beam.DoFn):
 
     def __init__(self, params: DedupParams, per_char: float):
         self.params = params
-        self.per_char = per_char
+        self.per_char_of_keys = per_char * 2**64  # the key's first 8 bytes, as a number
 
     def process(self, doc):
         key = exact_key(doc.text)
-        if self.per_char and int.from_bytes(key[:8], "big") < len(doc.text) * self.per_char * 2**64:
+        head = int.from_bytes(key[:8], "big")
+        if self.per_char_of_keys and head < len(doc.text) * self.per_char_of_keys:
             beam.metrics.Metrics.counter(SAMPLE_NS, f"{doc.source}.{key[:8].hex()}").inc()
         yield key, self.params.node(doc.source, doc.id)
 

@@ -112,9 +112,8 @@ def validate(section: dict) -> None:
         raise ValueError("salt: expected a non-empty string (or env:VARNAME)")
     resolve_salt(section["salt"])
     if section["mode"] == "full" or section["residual"]["enabled"]:
-        # importlib, not spacy.util.is_package: importing spaCy would cost seconds per config load
         model = section["spacy_model"]
-        if not (Path(model).exists() or importlib.util.find_spec(model) is not None):
+        if model_root(model) is None:
             raise ValueError(f"spacy_model: {model} is neither an installed package nor a path")
 
 
@@ -145,20 +144,28 @@ def recorded_config(section: dict) -> dict:
     return out
 
 
-def model_meta(model: str) -> dict[str, Any]:
-    """A spaCy model's meta.json, by package name or path, read without importing spaCy: the
-    driver never needs spaCy, and importing it loads torch, seconds in calls that hold the
-    interpreter lock (the progress display stalled for 2.3 s on it)."""
+def model_root(model: str) -> Path | None:
+    """A spaCy model's directory, by path or installed package name, found without importing
+    spaCy: the driver never needs spaCy, and importing it loads torch, seconds in calls that hold
+    the interpreter lock (the progress display stalled for 2.3 s on it)."""
+    if Path(model).exists():
+        return Path(model)
     try:
         spec = importlib.util.find_spec(model)
     except (ImportError, ValueError):
-        spec = None
+        return None
     roots = list(spec.submodule_search_locations or []) if spec else []
-    for root in [Path(r) for r in roots] or [Path(model)]:
-        found = [root / "meta.json"] + sorted(root.glob("*/meta.json")) if root.is_dir() else []
-        for meta in found:
-            if meta.is_file():
-                return json.loads(meta.read_text(encoding="utf-8"))
+    return Path(roots[0]) if roots else None
+
+
+def model_meta(model: str) -> dict[str, Any]:
+    """The model's meta.json (a package holds it at its top or in its versioned folder)."""
+    root = model_root(model)
+    if root is None or not root.is_dir():
+        return {}
+    for meta in [root / "meta.json", *sorted(root.glob("*/meta.json"))]:
+        if meta.is_file():
+            return json.loads(meta.read_text(encoding="utf-8"))
     return {}
 
 
