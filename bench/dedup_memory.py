@@ -22,19 +22,21 @@ Two transports between them (`--transport`):
   whole before the bundle starts, and each worker queues up to 100 MB of output in 10 MB
   messages: worker memory that grows with the input however little our code holds;
 - `bounded`: what `gristmill run --workers N` uses (runners/local.py): input in 1 MB pieces sent
-  while the bundle runs (runners/local_transport.py), workers with 1 MB output messages and an
-  8 MB queue (runners/local_worker.py), and glibc's trimmed allocator; always with `trimmed`.
+  while the bundle runs (runners/local_transport.py), workers with 1 MB output messages and
+  4 MB queues (runners/local_worker.py), gRPC data messages of about 1 MB both ways, and glibc's
+  trimmed allocator; always with `trimmed`.
 The `largest_group_msg_mb` column is the largest grouped message; the `control` job (read,
 parse, one GroupByKey of the documents by id, count) shows what the transport costs with no
 dedup code at all; `--jobs ...,flatten` adds a job whose GroupByKey is fed by a Flatten of two
-earlier stages' outputs, as the dedup joins are (with the bounded transport it grows where the
-control does not: 215.9 -> 302.2 MB from 21.7 to 213 MB of input, `--docs 6000`).
+earlier stages' outputs, as the dedup joins are (`--docs 6000`, 21.7 -> 213 MB of input: it
+grew 215.9 -> 302.2 MB while the worker's gRPC messages could reach 10 MB, 195.8 -> 208.2 since).
 
 Peaks come from the kernel: the runner's VmHWM and the largest ru_maxrss of its waited-for
 children (the workers). A thread samples every process's RSS every 0.1 s to name the stage
 running when a worker peaked. `--baseline REF` runs the dedup job a second time on the git
-revision REF of transforms/ and schemas/ (exported to a temporary directory and put first on
-PYTHONPATH, which the workers inherit), so one run prints before and after side by side.
+revision REF of transforms/, schemas/ and runners/ (exported to a temporary directory and put
+first on PYTHONPATH, which the workers inherit; on the bounded transport when that is measured),
+so one run prints before and after side by side.
 `--in-memory` adds the single-process mode. `main(argv)` returns the numbers.
 """
 
@@ -102,20 +104,23 @@ def write_inputs(corpus: Path, docs: int, out: Path, scales=(1, 10)) -> dict[int
     return paths
 
 
+BASELINE_PARTS = ("transforms", "schemas", "runners")
+
+
 def baseline_tree(ref: str, out: Path) -> Path:
-    """A directory holding the `gristmill` package (transforms, schemas) as of git `ref`."""
+    """A directory holding the `gristmill` package (transforms, schemas, runners) as of `ref`."""
     src = out / "src"
     src.mkdir(parents=True)
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "gristmill", "transforms", "schemas"],
+        ["git", "-C", str(ROOT), "archive", ref, "gristmill", *BASELINE_PARTS],
         capture_output=True,
         check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     pkg = out / "pkg" / "gristmill"
     shutil.copytree(src / "gristmill", pkg)
-    shutil.copytree(src / "transforms", pkg / "transforms")
-    shutil.copytree(src / "schemas", pkg / "schemas")
+    for part in BASELINE_PARTS:
+        shutil.copytree(src / part, pkg / part)
     return out / "pkg"
 
 
@@ -366,7 +371,10 @@ def main(argv: list[str] | None = None) -> dict:
         runs: list[tuple[str, Path | None, str, str, str, str]] = []
         if args.baseline:
             base = baseline_tree(args.baseline, Path(tmp) / "base")
-            runs.append((args.baseline, base, "stock", "multi_processing", "dedup", "stock"))
+            # on the transport measured now: the local runner's (bounded) when it is asked for
+            transport = "bounded" if "bounded" in transports else "stock"
+            malloc = "trimmed" if transport == "bounded" else "stock"
+            runs.append((args.baseline, base, malloc, "multi_processing", "dedup", transport))
         for job in args.jobs.split(","):
             if "stock" in transports:
                 runs += [("current", None, m, "multi_processing", job, "stock") for m in mallocs]

@@ -11,7 +11,9 @@ bundle's input instead. `install()` makes the local runner do the same, in the d
 - a worker's input larger than one chunk is written from a thread while the bundle runs, one
   message per chunk (pieces other workers wrote, up to 10 MB each, are cut the same way); the
   worker's data channel takes at most five messages at a time, so that is what it holds,
-  whatever the input size.
+  whatever the input size;
+- the runner's data channel sends those pieces as they are: Beam joins queued pieces into gRPC
+  messages of up to 10 MB, which the worker would receive and hold whole.
 
 Written against apache-beam 2.77: if the runner's internals differ, it changes nothing and says
 so in the log.
@@ -26,6 +28,8 @@ from typing import Any
 log = logging.getLogger("gristmill")
 
 CHUNK_BYTES = 1 << 20
+# the size up to which a data channel joins queued pieces into one gRPC message (Beam: 10 MB)
+MESSAGE_CONSTANT = "_DEFAULT_SIZE_FLUSH_THRESHOLD"
 _INSTALLED: dict[str, Any] = {}
 
 
@@ -144,10 +148,15 @@ def install() -> bool:
     except (ImportError, AttributeError) as err:
         log.info("gristmill: local runner sends worker input whole (%s)", err)
         return False
+    from apache_beam.runners.worker import data_plane
+
     _INSTALLED["partition"] = grouping.partition
     _INSTALLED["send"] = manager._send_input_to_worker
+    _INSTALLED["message"] = getattr(data_plane, MESSAGE_CONSTANT, None)
     grouping.partition = partition
     manager._send_input_to_worker = send
+    if _INSTALLED["message"] is not None:
+        setattr(data_plane, MESSAGE_CONSTANT, CHUNK_BYTES)
     return True
 
 
@@ -156,6 +165,10 @@ def uninstall() -> None:
     if not _INSTALLED:
         return
     from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+    from apache_beam.runners.worker import data_plane
 
     execution.GroupingBuffer.partition = _INSTALLED.pop("partition")
     fn_runner.BundleManager._send_input_to_worker = _INSTALLED.pop("send")
+    message = _INSTALLED.pop("message")
+    if message is not None:
+        setattr(data_plane, MESSAGE_CONSTANT, message)

@@ -85,19 +85,25 @@ def test_grouped_input_reaches_two_workers_in_chunks(small_chunks):
 
 
 def test_install_is_idempotent_and_reversible():
+    from apache_beam.runners.worker import data_plane
+
     local_transport.uninstall()
     stock_partition = execution.GroupingBuffer.partition
     stock_send = fn_runner.BundleManager._send_input_to_worker
+    stock_message = data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD
+    assert stock_message > local_transport.CHUNK_BYTES
     try:
         assert local_transport.install()
         patched = execution.GroupingBuffer.partition
         assert patched is not stock_partition
         assert fn_runner.BundleManager._send_input_to_worker is not stock_send
+        assert data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD == local_transport.CHUNK_BYTES
         assert local_transport.install()
         assert execution.GroupingBuffer.partition is patched  # not wrapped twice
         local_transport.uninstall()
         assert execution.GroupingBuffer.partition is stock_partition
         assert fn_runner.BundleManager._send_input_to_worker is stock_send
+        assert stock_message == data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD
     finally:
         local_transport.install()
 
@@ -107,25 +113,77 @@ def _worker_facts(_):
 
     from apache_beam.runners.worker import data_plane
 
-    return os.getpid(), data_plane._DEFAULT_SEND_QUEUE_MAX_BYTES
+    queue = data_plane._DEFAULT_SEND_QUEUE_MAX_BYTES
+    return os.getpid(), (queue, data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD)
 
 
 def test_workers_are_processes_with_small_buffers():
     import os
 
-    from gristmill.runners.local_worker import SEND_QUEUE_BYTES
+    from gristmill.runners.local_worker import MESSAGE_BYTES, SEND_QUEUE_BYTES
 
     driver = os.getpid()
 
     def check(facts):  # runs in a worker; a failure fails the pipeline
         assert len(facts) == 200, len(facts)
         assert all(pid != driver for pid, _ in facts), "ran in the driver"
-        assert {queue for _, queue in facts} == {SEND_QUEUE_BYTES}, set(facts)
+        assert {f for _, f in facts} == {(SEND_QUEUE_BYTES, MESSAGE_BYTES)}, set(facts)
 
     runner, options = local_runner(2)
     with beam.Pipeline(runner=runner, options=options) as p:
         facts = p | beam.Create(range(200)) | beam.Reshuffle() | beam.Map(_worker_facts)
         assert_that(facts, check)
+
+
+@pytest.fixture
+def grpc_messages(monkeypatch):
+    """The size of every gRPC data message the driver sends to or receives from a worker."""
+    from apache_beam.runners.worker import data_plane
+
+    sizes: dict[str, list[int]] = {"sent": [], "received": []}
+    channel = data_plane._GrpcDataChannel
+    write, read = channel._write_outputs, channel._read_inputs
+
+    def written(self):
+        for message in write(self):
+            sizes["sent"].append(message.ByteSize())
+            yield message
+
+    def received(self, elements):
+        def seen():
+            for message in elements:
+                sizes["received"].append(message.ByteSize())
+                yield message
+
+        return read(self, seen())
+
+    monkeypatch.setattr(channel, "_write_outputs", written)
+    monkeypatch.setattr(channel, "_read_inputs", received)
+    return sizes
+
+
+def test_data_moves_in_messages_of_about_one_chunk(grpc_messages):
+    """24 MB through a shuffle between two workers: Beam would join queued pieces into gRPC
+    messages of up to 10 MB, held whole by whoever receives them."""
+    from gristmill.runners.local_worker import MESSAGE_BYTES
+
+    element, per_key = 4000, 12  # a group: 12 values of ~4 KB
+    pad = [str(i) * (element // len(str(i))) for i in range(500 * per_key)]
+    runner, options = local_runner(2)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        sizes = (
+            p
+            | beam.Create(range(len(pad)))
+            | "Pad" >> beam.Map(lambda i: (i % 500, str(i) * (element // len(str(i)))))
+            | "Group" >> beam.GroupByKey()
+            | "Total" >> beam.MapTuple(lambda k, vs: sum(map(len, vs)))
+            | beam.CombineGlobally(sum)
+        )
+        assert_that(sizes, equal_to([sum(map(len, pad))]))
+    sent, received = grpc_messages["sent"], grpc_messages["received"]
+    assert sum(sent) > 20e6 and sum(received) > 20e6, (sum(sent), sum(received))
+    limit = max(local_transport.CHUNK_BYTES, MESSAGE_BYTES) + per_key * element + 1024
+    assert max(sent) < limit and max(received) < limit, (max(sent), max(received))
 
 
 def test_large_pieces_are_recut_at_element_boundaries(monkeypatch):
