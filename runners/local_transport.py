@@ -27,9 +27,7 @@ from typing import Any
 
 log = logging.getLogger("gristmill")
 
-CHUNK_BYTES = 1 << 20
-# the size up to which a data channel joins queued pieces into one gRPC message (Beam: 10 MB)
-MESSAGE_CONSTANT = "_DEFAULT_SIZE_FLUSH_THRESHOLD"
+CHUNK_BYTES = 1 << 20  # also the largest gRPC data message, both ways (local_worker.py)
 _INSTALLED: dict[str, Any] = {}
 
 
@@ -128,6 +126,7 @@ def install() -> bool:
         return True
     try:
         from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+        from apache_beam.runners.worker import data_plane
 
         grouping = execution.GroupingBuffer
         manager = fn_runner.BundleManager
@@ -143,6 +142,8 @@ def install() -> bool:
             )
         ) or not hasattr(manager, "_send_input_to_worker"):
             raise AttributeError("GroupingBuffer or BundleManager changed")
+        # the size up to which a data channel joins queued pieces into one gRPC message
+        stock_message = data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD
         partition = _chunked_partition(grouping.partition)
         send = _streamed_send(manager._send_input_to_worker)
     except (ImportError, AttributeError) as err:
@@ -155,15 +156,12 @@ def install() -> bool:
             err,
         )
         return False
-    from apache_beam.runners.worker import data_plane
-
     _INSTALLED["partition"] = grouping.partition
     _INSTALLED["send"] = manager._send_input_to_worker
-    _INSTALLED["message"] = getattr(data_plane, MESSAGE_CONSTANT, None)
+    _INSTALLED["message"] = stock_message
     grouping.partition = partition
     manager._send_input_to_worker = send
-    if _INSTALLED["message"] is not None:
-        setattr(data_plane, MESSAGE_CONSTANT, CHUNK_BYTES)
+    data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD = CHUNK_BYTES
     return True
 
 
@@ -176,6 +174,4 @@ def uninstall() -> None:
 
     execution.GroupingBuffer.partition = _INSTALLED.pop("partition")
     fn_runner.BundleManager._send_input_to_worker = _INSTALLED.pop("send")
-    message = _INSTALLED.pop("message")
-    if message is not None:
-        setattr(data_plane, MESSAGE_CONSTANT, message)
+    data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD = _INSTALLED.pop("message")

@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import sys
 
-MESSAGE_BYTES = 1 << 20
+from gristmill.runners.local_transport import CHUNK_BYTES
+
+MESSAGE_BYTES = CHUNK_BYTES  # the runner's pieces and the workers' messages: one size
 SEND_QUEUE_BYTES = 4 << 20
 
 

@@ -162,27 +162,32 @@ def grpc_messages(monkeypatch):
     return sizes
 
 
+ELEMENT, KEYS, PER_KEY = 4000, 500, 12  # a group: 12 values of ~4 KB
+
+
+def _padded(i: int) -> str:
+    """About ELEMENT characters, made in the worker: 24 MB never passes through the graph."""
+    return str(i) * (ELEMENT // len(str(i)))
+
+
 def test_data_moves_in_messages_of_about_one_chunk(grpc_messages):
     """24 MB through a shuffle between two workers: Beam would join queued pieces into gRPC
     messages of up to 10 MB, held whole by whoever receives them."""
-    from gristmill.runners.local_worker import MESSAGE_BYTES
-
-    element, per_key = 4000, 12  # a group: 12 values of ~4 KB
-    pad = [str(i) * (element // len(str(i))) for i in range(500 * per_key)]
+    n = KEYS * PER_KEY
     runner, options = local_runner(2)
     with beam.Pipeline(runner=runner, options=options) as p:
         sizes = (
             p
-            | beam.Create(range(len(pad)))
-            | "Pad" >> beam.Map(lambda i: (i % 500, str(i) * (element // len(str(i)))))
+            | beam.Create(range(n))
+            | "Pad" >> beam.Map(lambda i: (i % KEYS, _padded(i)))
             | "Group" >> beam.GroupByKey()
             | "Total" >> beam.MapTuple(lambda k, vs: sum(map(len, vs)))
             | beam.CombineGlobally(sum)
         )
-        assert_that(sizes, equal_to([sum(map(len, pad))]))
+        assert_that(sizes, equal_to([sum(len(_padded(i)) for i in range(n))]))
     sent, received = grpc_messages["sent"], grpc_messages["received"]
     assert sum(sent) > 20e6 and sum(received) > 20e6, (sum(sent), sum(received))
-    limit = max(local_transport.CHUNK_BYTES, MESSAGE_BYTES) + per_key * element + 1024
+    limit = local_transport.CHUNK_BYTES + PER_KEY * ELEMENT + 1024
     assert max(sent) < limit and max(received) < limit, (max(sent), max(received))
 
 
