@@ -1,6 +1,6 @@
 """Near dedup quality and signature speed on real text, side by side with datasketch.
 
-    python bench/dedup.py [--corpus ../shared/corpus] [--families 1200] [--singletons 1500]
+    python -m bench.dedup [--corpus ../shared/corpus] [--families 1200] [--singletons 1500]
 
 Quality. Books (Gutenberg header and licence stripped by the books reader), Shakespeare, State of
 the Union addresses and Wikipedia pages are cut at whitespace into documents of 2-5 KB. Some
@@ -37,124 +37,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 import sys
 import tempfile
 import time
 from itertools import combinations
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
+from bench.dedup_data import DEFAULT_CORPUS, quality_set, shingles, tokens, true_jaccard
+from bench.tables import table
+
 THRESHOLD = 0.8
-SETS = [  # (source name, reader kind, glob under the corpus)
-    ("books", "books", "books/pg*.txt"),
-    ("books", "books", "books/shakespeare/*.txt"),
-    ("sotu", "articles", "articles/sotu.jsonl"),
-    ("wiki", "wiki", "articles/enwiki-sample.xml.bz2"),
-]
-MOBY = ("pg2701-moby-dick.txt", "pg2701-moby-dick-1991-edition.txt")
-
-
-# ---- text --------------------------------------------------------------------------------------
-
-
-def read_texts(corpus: Path) -> list[tuple[str, str, str]]:
-    """(source, file name, text) of every record of the sets, through gristmill's readers."""
-    from gristmill.pipelines.config import SOURCE_OPTIONS
-    from gristmill.transforms.sources import reader_for
-    from gristmill.transforms.sources.read import match_inputs
-    from gristmill.transforms.sources.records import RawRecord, ReadContext
-    from gristmill.transforms.sources.streams import InputFile
-
-    out = []
-    for source, kind, pattern in SETS:
-        options = {k: default for k, (_, _, default) in SOURCE_OPTIONS[kind].items()}
-        for f in match_inputs([str(corpus / pattern)]):
-            ctx = ReadContext(source, f.path, f.relpath, options, 256 << 20, "replace")
-            stream = InputFile(f.path, 8 << 30)
-            for rec in reader_for(kind)(stream, ctx):
-                if isinstance(rec, RawRecord) and not rec.drop and rec.text:
-                    out.append((source, Path(f.path).name, rec.text))
-            stream.finish()
-    return out
-
-
-def chop(text: str, rng: random.Random, lo: int = 2000, hi: int = 5000) -> list[str]:
-    """Pieces of lo..hi characters, cut at whitespace."""
-    pieces, start = [], 0
-    while len(text) - start > lo:
-        end = text.find(" ", start + rng.randint(lo, hi))
-        if end < 0:
-            break
-        pieces.append(text[start:end].strip())
-        start = end + 1
-    return pieces
-
-
-_TRANSLATE: dict[int, str] | None = None
-
-
-def tokens(text: str) -> list[str]:
-    """The signer's tokens (lowercase, letters/numbers/marks; anything else separates)."""
-    global _TRANSLATE
-    if _TRANSLATE is None:
-        from gristmill.transforms.minhash import TABLE_SIZE, char_table
-
-        lower, _ = char_table()
-        low = lower.tolist()
-        _TRANSLATE = {c: (chr(low[c]) if low[c] else " ") for c in range(TABLE_SIZE) if low[c] != c}
-    return text.translate(_TRANSLATE).split()
-
-
-def shingles(toks: list[str], n: int = 5) -> set[str]:
-    if len(toks) < n:
-        return {" ".join(toks)} if toks else set()
-    return {" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)}
-
-
-def true_jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
-def edit(words: list[str], rate: float, vocab: list[str], rng: random.Random) -> list[str]:
-    """Each word substituted, deleted or followed by an inserted word with probability `rate`."""
-    out = []
-    for w in words:
-        if rng.random() >= rate:
-            out.append(w)
-            continue
-        op = rng.randrange(3)
-        if op == 0:
-            out.append(rng.choice(vocab))
-        elif op == 2:
-            out.extend((w, rng.choice(vocab)))
-    return out
-
-
-def quality_set(corpus: Path, families: int, singletons: int, seed: int = 0):
-    """Documents [(id, source, text)], family pairs {(id_a, id_b)}, and the Moby-Dick pair."""
-    rng = random.Random(seed)
-    records = read_texts(corpus)
-    moby = [(src, name, t) for src, name, t in records if name in MOBY]
-    pieces = [(src, p) for src, name, t in records if name not in MOBY for p in chop(t, rng)]
-    rng.shuffle(pieces)
-    vocab = sorted({w for _, p in pieces[:300] for w in p.split()})
-    docs, pairs = [], set()
-    for i, (src, text) in enumerate(pieces[: families + singletons]):
-        orig = f"{src}-{i:05d}"
-        docs.append((orig, src, text))
-        if i >= families:
-            continue
-        family = [orig]
-        for k in range(2 if rng.random() < 0.25 else 1):
-            copy = f"{orig}-copy{k}"
-            words = edit(text.split(), rng.uniform(0.0, 0.07), vocab, rng)
-            docs.append((copy, "copies", " ".join(words)))
-            family.append(copy)
-        pairs.update(tuple(sorted(p)) for p in combinations(family, 2))
-    moby_docs = [(f"moby-{name}", "books", text) for _, name, text in moby]
-    return docs, pairs, moby_docs
 
 
 # ---- methods -----------------------------------------------------------------------------------
@@ -166,9 +58,9 @@ def run_beam(docs, out_dir: str) -> dict[str, str]:
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     from gristmill.schemas.records import Document
-    from gristmill.transforms import minhash
-    from gristmill.transforms.accounting import StageContext
-    from gristmill.transforms.dedup_params import defaults
+    from gristmill.transforms.dedup import near as minhash
+    from gristmill.transforms.dedup.params import defaults
+    from gristmill.transforms.stage import StageContext
 
     drops_file = Path(out_dir) / "drops.json"
     ctx = StageContext("dedup_near", out_dir, 0, {})
@@ -215,8 +107,8 @@ def our_minhashes(docs, num_perm: int):
     """datasketch LeanMinHash objects holding our signatures (same seed, same affine32 scheme)."""
     from datasketch import LeanMinHash
 
-    from gristmill.transforms.dedup_params import DedupParams, defaults
-    from gristmill.transforms.minhash import Signer
+    from gristmill.transforms.dedup.near import Signer
+    from gristmill.transforms.dedup.params import DedupParams, defaults
 
     got = Signer(DedupParams.from_section(defaults(), 0).near, 0).sign(
         [t for _, _, t in docs], [""] * len(docs)
@@ -276,8 +168,8 @@ def speed(texts: list[str], num_perm: int) -> list[dict]:
     import xxhash
     from datasketch import MinHash
 
-    from gristmill.transforms.dedup_params import DedupParams, defaults
-    from gristmill.transforms.minhash import Signer
+    from gristmill.transforms.dedup.near import Signer
+    from gristmill.transforms.dedup.params import DedupParams, defaults
 
     mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     params = DedupParams.from_section(defaults(), 0)
@@ -333,41 +225,19 @@ def speed(texts: list[str], num_perm: int) -> list[dict]:
 # ---- main --------------------------------------------------------------------------------------
 
 
-def _table(title: str, rows: list[dict]) -> str:
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    lines = [
-        title,
-        "  ".join(c.ljust(widths[c]) for c in cols),
-        "  ".join("-" * widths[c] for c in cols),
-    ]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols) for r in rows]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     parser.add_argument("--families", type=int, default=1200)
     parser.add_argument("--singletons", type=int, default=1500)
-    args = parser.parse_args(argv)
-    corpus = Path(args.corpus)
-    if not (corpus / "books").is_dir():
-        print(f"bench/dedup: {corpus} not found; it needs the real corpus there. Nothing measured.")
-        return {}
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
-    from gristmill.transforms.dedup_params import DedupParams, defaults
+    return parser
 
-    params = DedupParams.from_section(defaults(), 0).near
-    docs, family_pairs, moby = quality_set(corpus, args.families, args.singletons)
-    sets = {i: shingles(tokens(t)) for i, _, t in docs}
-    print(
-        f"quality set: {len(docs)} documents, {sum(len(t) for _, _, t in docs) / 1e6:.1f} M chars, "
-        f"{len(family_pairs)} family pairs; bands={params.bands} rows={params.rows}"
-    )
 
+def _methods(docs, moby, sets: dict[str, set[str]], params) -> tuple[dict, dict, float]:
+    """Every method's (asserted pairs, pairs inside its clusters), on the same documents; also
+    the Beam run's drops (the Moby-Dick editions included) and its wall seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         survivor_of = run_beam(docs + moby, tmp)
@@ -386,12 +256,16 @@ def main(argv: list[str] | None = None) -> dict:
         raw, verified = lsh_pairs(minhashes, params.bands, params.rows, params.num_perm)
         methods[f"MinHashLSH, {label}: candidates"] = (raw, union_find_pairs(raw))
         methods[f"MinHashLSH, {label}: + verify"] = (verified, union_find_pairs(verified))
-    every = family_pairs.union(*(a | c for a, c in methods.values()))
-    truth_j = {p: true_jaccard(sets[p[0]], sets[p[1]]) for p in every}
-    quality = [{"method": name, **score(a, c, truth_j)} for name, (a, c) in methods.items()]
-    js = sorted(truth_j[p] for p in family_pairs)
+    return methods, survivor_of, beam_s
+
+
+def _print_quality(quality: list[dict], js: list[float], beam_s: float) -> None:
+    """The quality table, then ours against the targets and against MinHashLSH."""
     print(
-        _table("\nNear-duplicate pairs at threshold 0.8 (true Jaccard on 5-gram shingles)", quality)
+        table(
+            quality,
+            title="\nNear-duplicate pairs at threshold 0.8 (true Jaccard on 5-gram shingles)",
+        )
     )
     ours = quality[0]
     same = quality[1]["recall_j>=0.85"]  # MinHashLSH candidates over our own signatures
@@ -408,6 +282,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"of {positives} pairs missed, independent hashing)"
     )
 
+
+def _moby_dick(moby, survivor_of: dict) -> dict:
+    """Whether the two Moby-Dick editions, whole books, ended in one cluster; printed."""
     moby_ids = [i for i, _, _ in moby]
     moby_sets = [shingles(tokens(t)) for _, _, t in moby]
     moby_row = {
@@ -420,18 +297,48 @@ def main(argv: list[str] | None = None) -> dict:
         f"Moby-Dick editions: one cluster = {moby_row['one_cluster']}, "
         f"true Jaccard {moby_row['true_jaccard']}, drop {moby_row['drop']}"
     )
+    return moby_row
 
-    speed_rows = speed([t for _, _, t in docs], params.num_perm)
+
+def _print_speed(texts: list[str], num_perm: int) -> tuple[list[dict], float]:
+    """The throughput table and ours over the fastest datasketch path; the rows and that ratio."""
+    speed_rows = speed(texts, num_perm)
     fastest = max(r["mb_per_s_per_core"] for r in speed_rows[1:3])
     ratio = round(speed_rows[0]["mb_per_s_per_core"] / fastest, 2)
     print(
-        _table(
-            "\nSignature throughput (MB of text per CPU second, one core, best of 3, "
-            "measured while other jobs shared the 2 cores)",
+        table(
             speed_rows,
+            title="\nSignature throughput (MB of text per CPU second, one core, best of 3, "
+            "measured while other jobs shared the 2 cores)",
         )
     )
     print(f"ours / fastest datasketch path (shingles given to it): {ratio}x")
+    return speed_rows, ratio
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parser().parse_args(argv)
+    corpus = Path(args.corpus)
+    if not (corpus / "books").is_dir():
+        print(f"bench/dedup: {corpus} not found; it needs the real corpus there. Nothing measured.")
+        return {}
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    from gristmill.transforms.dedup.params import DedupParams, defaults
+
+    params = DedupParams.from_section(defaults(), 0).near
+    docs, family_pairs, moby = quality_set(corpus, args.families, args.singletons)
+    sets = {i: shingles(tokens(t)) for i, _, t in docs}
+    print(
+        f"quality set: {len(docs)} documents, {sum(len(t) for _, _, t in docs) / 1e6:.1f} M chars, "
+        f"{len(family_pairs)} family pairs; bands={params.bands} rows={params.rows}"
+    )
+    methods, survivor_of, beam_s = _methods(docs, moby, sets, params)
+    every = family_pairs.union(*(a | c for a, c in methods.values()))
+    truth_j = {p: true_jaccard(sets[p[0]], sets[p[1]]) for p in every}
+    quality = [{"method": name, **score(a, c, truth_j)} for name, (a, c) in methods.items()]
+    _print_quality(quality, sorted(truth_j[p] for p in family_pairs), beam_s)
+    moby_row = _moby_dick(moby, survivor_of)
+    speed_rows, ratio = _print_speed([t for _, _, t in docs], params.num_perm)
     return {
         "quality": quality,
         "family_pairs": len(family_pairs),

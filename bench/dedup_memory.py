@@ -1,6 +1,6 @@
 """Peak memory of the dedup stages on 1x and 10x the input: per worker, and in the runner.
 
-    python bench/dedup_memory.py [--corpus ../shared/corpus] [--docs 2000] [--workers 2]
+    python -m bench.dedup_memory [--corpus ../shared/corpus] [--docs 2000] [--workers 2]
                                  [--transport stock,bounded] [--malloc stock,trimmed]
                                  [--baseline REF] [--in-memory]
 
@@ -22,8 +22,8 @@ Two transports between them (`--transport`):
   whole before the bundle starts, and each worker queues up to 100 MB of output in 10 MB
   messages: worker memory that grows with the input however little our code holds;
 - `bounded`: what `gristmill run --workers N` uses (runners/local.py): input in 1 MB pieces sent
-  while the bundle runs (runners/local_transport.py), workers with 1 MB output messages and
-  4 MB queues (runners/local_worker.py), gRPC data messages of about 1 MB both ways, and glibc's
+  while the bundle runs (runners/beam_private.py), workers with 1 MB output messages and
+  4 MB queues (runners/beam_private.py), gRPC data messages of about 1 MB both ways, and glibc's
   trimmed allocator; always with `trimmed`.
 The `largest_group_msg_mb` column is the largest grouped message; the `control` job (read,
 parse, one GroupByKey of the documents by id, count) shows what the transport costs with no
@@ -47,29 +47,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
-import re
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
+
+from bench.dedup_data import DEFAULT_CORPUS, chop, edit, read_texts
+from bench.dedup_memory_child import child
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
 
-from dedup import DEFAULT_CORPUS, chop, edit, read_texts  # noqa: E402
 
 TARGET = 1.3
-SAMPLE_SECONDS = 0.1
-BUNDLE_LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle"
-STAGE_PREFIX = "Running bundle for stage "
 # glibc keeps freed memory for reuse: with these, blocks of 64 KiB or more are unmapped when
 # freed and the heap is trimmed, so a process's RSS follows what it holds (Dask's workers set the
 # trim threshold the same way); two arenas instead of eight per core for the gRPC threads.
@@ -127,184 +120,6 @@ def baseline_tree(ref: str, out: Path) -> Path:
     return out / "pkg"
 
 
-# ---- one measured run (the child process) ------------------------------------------------------
-
-
-def _status_kib(pid: int | str, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (the workers run under a /bin/sh of the runner's)."""
-    parent: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        kids = parent.get(todo.pop(), [])
-        out += kids
-        todo += kids
-    return out
-
-
-def _stage_name(fused: str) -> str:
-    """A fused stage by its first named read (`Near/Apply/ById/Read`) or first transform."""
-    parts = re.findall(r"[^()+]+", fused)
-    for part in parts:
-        if part.endswith("/Read") and not part.startswith("ref_"):
-            return part
-    named = [p for p in parts if p.startswith("ref_AppliedPTransform_")] or parts or [fused]
-    return re.sub(r"^ref_AppliedPTransform_|_\d+$", "", named[0])[:80]
-
-
-class Sampler(threading.Thread):
-    """Worker and runner RSS every SAMPLE_SECONDS, with the stage the runner is running."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stage = "start"
-        self.worker_peak = (0, "")
-        self.workers: set[int] = set()
-        self.done = threading.Event()
-        runner = self
-
-        class Stages(logging.Handler):
-            def emit(self, record):
-                msg = record.getMessage()
-                if msg.startswith(STAGE_PREFIX):
-                    runner.stage = _stage_name(msg.split("\n")[0][len(STAGE_PREFIX) :])
-
-        log = logging.getLogger(BUNDLE_LOGGER)
-        log.setLevel(logging.DEBUG)
-        log.propagate = False
-        log.addHandler(Stages())
-
-    def run(self):
-        while not self.done.wait(SAMPLE_SECONDS):
-            for pid in _descendants(os.getpid()):
-                kib = _status_kib(pid, "VmRSS:")
-                if kib > 50 * 1024:  # a worker, not its /bin/sh
-                    self.workers.add(pid)
-                if kib > self.worker_peak[0]:
-                    self.worker_peak = (kib, self.stage)
-
-
-def _watch_group_messages() -> list[int]:
-    """Sizes of the grouped inputs the runner sends to workers: one message per worker, or
-    with the bounded transport one per 1 MB piece."""
-    sizes: list[int] = []
-    try:
-        from apache_beam.runners.portability.fn_api_runner import execution
-
-        original = execution.GroupingBuffer.partition
-    except (ImportError, AttributeError):
-        return sizes
-
-    def partition(self, n):
-        parts = original(self, n)
-        sizes.extend(len(b) for part in parts for b in part)
-        return parts
-
-    execution.GroupingBuffer.partition = partition
-    return sizes
-
-
-def child(path: str, mode: str, job: str, workers: int, transport: str) -> None:
-    """Runs one job on one input; prints its peaks as JSON."""
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    import gristmill.transforms as ours
-    from gristmill.schemas.records import Document
-    from gristmill.transforms import dedup_exact, minhash
-    from gristmill.transforms.accounting import StageContext
-    from gristmill.transforms.dedup_params import defaults
-
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
-    section = defaults()
-    section["index"]["enabled"] = False
-    options = PipelineOptions(
-        [
-            f"--direct_num_workers={workers if mode == 'multi_processing' else 1}",
-            f"--direct_running_mode={mode}",
-            "--default_sdk_harness_log_level=ERROR",
-        ]
-    )
-    counts = Path(path).with_suffix(f".{mode}.{job}.{os.getpid()}.counts")
-
-    def parse(line: str) -> Document:
-        row = json.loads(line)
-        return Document(row["id"], row["source"], "bench", row["text"])
-
-    def save(n: int) -> None:
-        import gristmill.transforms as in_worker  # the code the workers ran
-
-        counts.write_text(json.dumps([n, str(Path(in_worker.__file__).parent)]))
-
-    runner = FnApiRunner()
-    if transport == "bounded":  # what `gristmill run --workers N` uses
-        from gristmill.runners.local import local_runner
-
-        runner, options = local_runner(workers, ["--default_sdk_harness_log_level=ERROR"])
-    sampler = Sampler()
-    group_sizes = _watch_group_messages()
-    started = time.perf_counter()
-    sampler.start()
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        beam.Pipeline(runner=runner, options=options) as p,
-    ):
-        docs = p | beam.io.ReadFromText(path) | beam.Map(parse)
-        if job == "flatten":  # a GroupByKey fed by a Flatten of two stages' outputs
-            keyed = docs | "KeyDocs" >> beam.Map(lambda d: (d.id, d))
-            ids = (
-                docs
-                | "Ids" >> beam.Map(lambda d: (d.id, d.id))
-                | "GroupIds" >> beam.GroupByKey()
-                | "One" >> beam.MapTuple(lambda k, _: (k, k))
-            )
-            kept = (keyed, ids) | beam.Flatten() | beam.GroupByKey() | beam.Values()
-        elif job == "control":
-            kept = docs | beam.Map(lambda d: (d.id, d)) | beam.GroupByKey() | beam.Values()
-        else:
-            ctx = StageContext("dedup_exact", tmp, 0, {})
-            kept, _, _ = docs | "Exact" >> dedup_exact.build(section, ctx)
-            ctx = StageContext("dedup_near", tmp, 0, {})
-            kept, _, _ = kept | "Near" >> minhash.build(section, ctx)
-        kept | beam.combiners.Count.Globally() | beam.Map(save)
-    sampler.done.set()
-    sampler.join()
-    kept_n, worker_code = json.loads(counts.read_text())
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(
-        json.dumps(
-            {
-                "runner_kib": _status_kib("self", "VmHWM:"),
-                "worker_kib": max(children, sampler.worker_peak[0]),
-                "worker_peak_stage": sampler.worker_peak[1],
-                "workers": len(sampler.workers),
-                "largest_group_msg_kib": max(group_sizes, default=0) // 1024,
-                "seconds": round(time.perf_counter() - started, 1),
-                "kept": kept_n,
-                "code": [str(Path(ours.__file__).parent), worker_code],
-            }
-        )
-    )
-    counts.unlink()
-
-
 # ---- the driver --------------------------------------------------------------------------------
 
 
@@ -313,10 +128,21 @@ def measure(
 ) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in TRIMMED}
     env.update(MALLOC[malloc])
-    if tree is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")]).rstrip(":")
+    # the child imports bench.* from this checkout, and gristmill from `tree` when given
+    paths = [str(tree)] if tree is not None else []
+    env["PYTHONPATH"] = os.pathsep.join([*paths, str(ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(path), "--mode", mode, "--job", job]
+        [
+            sys.executable,
+            "-m",
+            "bench.dedup_memory",
+            "--child",
+            str(path),
+            "--mode",
+            mode,
+            "--job",
+            job,
+        ]
         + ["--workers", str(args.workers), "--transport", transport],
         capture_output=True,
         text=True,
@@ -330,7 +156,7 @@ def measure(
     return got
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -354,7 +180,57 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--child")
     parser.add_argument("--mode", default="multi_processing")
     parser.add_argument("--job", default="dedup")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _runs(args, transports: list[str], mallocs: list[str], tmp: Path) -> list[tuple]:
+    """Every (tree, its path, malloc, mode, job, transport) to measure, the baseline first."""
+    runs: list[tuple[str, Path | None, str, str, str, str]] = []
+    if args.baseline:
+        base = baseline_tree(args.baseline, tmp / "base")
+        # on the transport measured now: the local runner's (bounded) when it is asked for
+        transport = "bounded" if "bounded" in transports else "stock"
+        malloc = "trimmed" if transport == "bounded" else "stock"
+        runs.append((args.baseline, base, malloc, "multi_processing", "dedup", transport))
+    for job in args.jobs.split(","):
+        if "stock" in transports:
+            runs += [("current", None, m, "multi_processing", job, "stock") for m in mallocs]
+        if "bounded" in transports:  # the local runner sets the trimmed allocator itself
+            runs.append(("current", None, "trimmed", "multi_processing", job, "bounded"))
+        if args.in_memory:
+            runs.append(("current", None, "stock", "in_memory", job, "stock"))
+    return runs
+
+
+def _measure_runs(runs: list[tuple], paths: dict[int, Path], scales: list[int], args) -> list[dict]:
+    """Each run on each input size, one subprocess each; a table row per measurement."""
+    rows = []
+    for name, tree, malloc, mode, job, transport in runs:
+        for scale in scales:
+            got = measure(paths[scale], job, args, tree, malloc, mode, transport)
+            in_memory = mode == "in_memory"
+            rows.append(
+                {
+                    "tree": name,
+                    "malloc": malloc,
+                    "transport": transport,
+                    "mode": mode if in_memory else f"{mode} x{args.workers}",
+                    "job": job,
+                    "input": f"{scale}x",
+                    "mb": round(paths[scale].stat().st_size / 1e6, 1),
+                    "kept": got["kept"],
+                    "worker_peak_mb": "" if in_memory else round(got["worker_kib"] / 1024, 1),
+                    "runner_peak_mb": round(got["runner_kib"] / 1024, 1),
+                    "largest_group_msg_mb": round(got["largest_group_msg_kib"] / 1024, 1),
+                    "seconds": got["seconds"],
+                    "worker_peak_stage": "" if in_memory else got["worker_peak_stage"],
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parser().parse_args(argv)
     if args.child:
         child(args.child, args.mode, args.job, args.workers, args.transport)
         return {}
@@ -367,45 +243,10 @@ def main(argv: list[str] | None = None) -> dict:
     mallocs = args.malloc.split(",")
     scales = sorted({1, 10, *(int(x) for x in args.scales.split(","))})
     transports = args.transport.split(",")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_inputs(corpus, args.docs, Path(tmp), scales)
-        # tree, its path, malloc, mode, job, transport
-        runs: list[tuple[str, Path | None, str, str, str, str]] = []
-        if args.baseline:
-            base = baseline_tree(args.baseline, Path(tmp) / "base")
-            # on the transport measured now: the local runner's (bounded) when it is asked for
-            transport = "bounded" if "bounded" in transports else "stock"
-            malloc = "trimmed" if transport == "bounded" else "stock"
-            runs.append((args.baseline, base, malloc, "multi_processing", "dedup", transport))
-        for job in args.jobs.split(","):
-            if "stock" in transports:
-                runs += [("current", None, m, "multi_processing", job, "stock") for m in mallocs]
-            if "bounded" in transports:  # the local runner sets the trimmed allocator itself
-                runs.append(("current", None, "trimmed", "multi_processing", job, "bounded"))
-            if args.in_memory:
-                runs.append(("current", None, "stock", "in_memory", job, "stock"))
-        for name, tree, malloc, mode, job, transport in runs:
-            for scale in scales:
-                got = measure(paths[scale], job, args, tree, malloc, mode, transport)
-                in_memory = mode == "in_memory"
-                rows.append(
-                    {
-                        "tree": name,
-                        "malloc": malloc,
-                        "transport": transport,
-                        "mode": mode if in_memory else f"{mode} x{args.workers}",
-                        "job": job,
-                        "input": f"{scale}x",
-                        "mb": round(paths[scale].stat().st_size / 1e6, 1),
-                        "kept": got["kept"],
-                        "worker_peak_mb": "" if in_memory else round(got["worker_kib"] / 1024, 1),
-                        "runner_peak_mb": round(got["runner_kib"] / 1024, 1),
-                        "largest_group_msg_mb": round(got["largest_group_msg_kib"] / 1024, 1),
-                        "seconds": got["seconds"],
-                        "worker_peak_stage": "" if in_memory else got["worker_peak_stage"],
-                    }
-                )
+        runs = _runs(args, transports, mallocs, Path(tmp))
+        rows = _measure_runs(runs, paths, scales, args)
     return report(rows)
 
 

@@ -1,6 +1,6 @@
 """HTML main-text extraction quality and speed on the article-extraction-benchmark pages.
 
-    python bench/extraction.py [--corpus ../shared/corpus]
+    python -m bench.extraction [--corpus ../shared/corpus]
 
 Scores every extractor on the same 181 pages against their gold `articleBody`: per page, both texts
 are lowercased and split into word tokens (`\\w+`, as the benchmark's tokenizer); precision, recall
@@ -29,6 +29,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+from bench.tables import table
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 _TOKEN = re.compile(r"\w+")
@@ -90,14 +92,6 @@ def score(name: str, fn: Callable[[bytes], str], pages: dict[str, bytes], gold: 
     }
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines.append("  ".join("-" * widths[c] for c in columns))
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="the shared corpus root")
@@ -116,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
             pages[key] = gzip.decompress(path.read_bytes())
     rows = [score(name, fn, pages, gold) for name, fn in _extractors().items()]
     print(f"HTML extraction on {len(pages)} article-extraction-benchmark pages (mean token F1)")
-    print(_table(rows, ["extractor", "f1", "precision", "recall", "pages_per_s", "empty"]))
+    print(table(rows, ["extractor", "f1", "precision", "recall", "pages_per_s", "empty"]))
     return {"corpus": str(base), "pages": len(pages), "rows": rows}
 
 

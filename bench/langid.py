@@ -1,6 +1,6 @@
 """Language identification: accuracy and speed of the langid stage beside raw fastText lid.176.
 
-    python bench/langid.py [--corpus ../shared/corpus] [--rounds 2]
+    python -m bench.langid [--corpus ../shared/corpus] [--rounds 2]
 
 Data, from `<corpus>/multilingual`:
 - `lingua`: `lingua-sentences/<iso639-1>.txt`, 1000 sentences each, joined five at a time into
@@ -26,69 +26,18 @@ Other CPU-heavy work may share this 2-core machine: the numbers were taken under
 from __future__ import annotations
 
 import argparse
-import html
 import logging
 import pickle
-import re
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench.langid_data import SKIP_TAGS, lingua_items, udhr_items
+from gristmill.transforms.params import defaults
+
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-SENTENCES_PER_PARAGRAPH = 5
-# Codes whose lid.176 label differs: macrolanguage members, and lid.176's Wikipedia codes (its
-# `als` is Alemannic, ISO `gsw`; ISO `als` is Tosk Albanian, lid.176 `sq`).
-TO_LID = {"nb": "no", "zlm": "ms", "als": "sq", "gsw": "als"}
-# Scripts lid.176 was not trained on for that language: it cannot name these variants.
-SKIP_TAGS = {
-    "az-Cyrl", "bs-Cyrl", "ckb-Latn", "jv-Java", "mn-Mong", "sa-Gran", "sr-Latn", "tk-Cyrl",
-    "tl-Tglg", "ug-Latn", "uz-Cyrl", "vi-Hani",
-}  # fmt: skip
-_HTML_LANG = re.compile(r"<html[^>]*\blang=\"([^\"]+)\"")
-_PARA = re.compile(r"<p>(.*?)</p>", re.S)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def lid_label(tag: str, labels: frozenset[str]) -> str | None:
-    """The lid.176 label a language tag maps to, or None when lid.176 cannot name it."""
-    if tag in SKIP_TAGS:
-        return None
-    primary = tag.split("-")[0]
-    primary = TO_LID.get(primary, primary)
-    return primary if primary in labels else None
-
-
-def lingua_items(root: Path, labels: frozenset[str]) -> tuple[list[tuple], list[str]]:
-    items, skipped = [], []
-    for path in sorted((root / "lingua-sentences").glob("*.txt")):
-        label = lid_label(path.stem, labels)
-        if label is None:
-            skipped.append(path.stem)
-            continue
-        lines = [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
-        for i in range(0, len(lines), SENTENCES_PER_PARAGRAPH):
-            text = " ".join(lines[i : i + SENTENCES_PER_PARAGRAPH])
-            items.append((f"lingua/{path.stem}/{i}", "lingua", label, text))
-    return items, skipped
-
-
-def udhr_items(root: Path, labels: frozenset[str]) -> tuple[list[tuple], list[str]]:
-    items, skipped = [], set()
-    for path in sorted((root / "udhr").glob("*.html")):
-        page = path.read_text(encoding="utf-8")
-        found = _HTML_LANG.search(page)
-        tag = found.group(1) if found else "und"
-        label = lid_label(tag, labels)
-        if label is None:
-            skipped.add(tag)
-            continue
-        for j, raw in enumerate(_PARA.findall(page)):
-            text = " ".join(html.unescape(_TAG.sub(" ", raw)).split())
-            if text:
-                items.append((f"udhr/{path.stem}/{j}", "udhr", label, text))
-    return items, sorted(skipped)
 
 
 def _raw_pass(model: Any, texts: list[str]) -> tuple[list[str], float, float]:
@@ -126,9 +75,10 @@ def _beam_pass(chunks: list[str], out_dir: Path, with_stage: bool) -> tuple[dict
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     from gristmill.transforms import langid
-    from gristmill.transforms.accounting import Accounted, StageContext
+    from gristmill.transforms.accounting import Accounted
+    from gristmill.transforms.stage import StageContext
 
-    section = {**langid.DEFAULTS, "filter": False}
+    section = {**defaults(langid.LangIdParams), "filter": False}
     ctx = StageContext(stage="langid", output=str(out_dir), seed=0, kinds={})
     pipeline = beam.Pipeline(runner=FnApiRunner())
     docs_in = pipeline | "Chunks" >> beam.Create(chunks) | "Load" >> beam.FlatMap(_LoadChunk())
@@ -223,48 +173,40 @@ def _long_document(model: Any, items: list[tuple]) -> dict[str, Any]:
     raw_label = _raw_pass(model, [book])[0][0]
     raw_s = time.perf_counter() - started
     started = time.perf_counter()
-    ((stage_label, _),) = langid.predict_batch(model, [book], langid.DEFAULTS["sample_chars"])
+    ((stage_label, _),) = langid.predict_batch(
+        model, [book], defaults(langid.LangIdParams)["sample_chars"]
+    )
     stage_s = time.perf_counter() - started
     return {
         "mb": round(len(book.encode("utf-8")) / 1e6, 1),
         "raw": {"label": raw_label, "chars": len(book), "seconds": round(raw_s, 3)},
         "stage": {
             "label": stage_label,
-            "chars": len(langid.sample_text(book, langid.DEFAULTS["sample_chars"])),
+            "chars": len(langid.sample_text(book, defaults(langid.LangIdParams)["sample_chars"])),
             "seconds": round(stage_s, 4),
         },
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
-    args = parser.parse_args(argv)
-    root = Path(args.corpus) / "multilingual"
-    if not (root / "lingua-sentences").is_dir() or not (root / "udhr").is_dir():
-        print(f"bench/langid: {root} (lingua-sentences/, udhr/) not found. Nothing measured.")
-        return {}
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    return parser
 
-    from gristmill.schemas.records import Document
-    from gristmill.transforms import langid
 
-    labels = langid.LID176_LABELS
-    lingua, lingua_skipped = lingua_items(root, labels)
-    udhr, udhr_skipped = udhr_items(root, labels)
-    items = lingua + udhr
+def _timed_rounds(
+    model: Any, items: list[tuple], docs: list, rounds: int
+) -> tuple[dict[str, str], dict[str, str], dict[str, list[tuple[float, float]]]]:
+    """Interleaved rounds of raw predict, the stage's job and the job without it: the last
+    round's labels (raw, stage) and every round's wall and CPU seconds."""
     texts = [text for *_, text in items]
-    docs = [Document(doc_id, dataset, doc_id, text) for doc_id, dataset, _, text in items]
-    mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
-    model = langid.load_model(None)
-
     times: dict[str, list[tuple[float, float]]] = {"raw": [], "stage": [], "base": []}
     raw_pred: dict[str, str] = {}
     stage_pred: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         chunks = _write_chunks(docs, Path(tmp) / "docs")
-        for r in range(args.rounds):  # interleaved: raw, stage job, baseline job
+        for r in range(rounds):  # interleaved: raw, stage job, baseline job
             got, *seconds = _raw_pass(model, texts)
             times["raw"].append(tuple(seconds))
             raw_pred = {item[0]: lab for item, lab in zip(items, got, strict=True)}
@@ -273,21 +215,25 @@ def main(argv: list[str] | None = None) -> dict:
             _, *seconds = _beam_pass(chunks, Path(tmp) / f"b{r}", with_stage=False)
             times["base"].append(tuple(seconds))
     assert len(stage_pred) == len(items), "the stage lost documents"
+    return raw_pred, stage_pred, times
 
-    acc_stage, acc_raw = _accuracy(items, stage_pred), _accuracy(items, raw_pred)
-    agree = sum(stage_pred[i[0]] == raw_pred[i[0]] for i in items)
+
+def _print_accuracy(acc_stage: dict, acc_raw: dict, agree: int, n: int, skipped: dict) -> None:
+    """Per-language and macro accuracy tables, stage beside raw; what was skipped and why."""
     rows = []
     for dataset in acc_stage:
-        for lab, (n, acc) in acc_stage[dataset]["per_lang"].items():
+        for lab, (count, acc) in acc_stage[dataset]["per_lang"].items():
             raw_acc = acc_raw[dataset]["per_lang"][lab][1]
-            rows.append([dataset, lab, n, f"{acc:.1f}", f"{raw_acc:.1f}", f"{acc - raw_acc:+.1f}"])
+            rows.append(
+                [dataset, lab, count, f"{acc:.1f}", f"{raw_acc:.1f}", f"{acc - raw_acc:+.1f}"]
+            )
     print(_table("Accuracy per language (%)", ["set", "lang", "n", "stage", "raw", "diff"], rows))
     print()
     macro_rows = [
         [
             d,
             len(acc_stage[d]["per_lang"]),
-            sum(n for n, _ in acc_stage[d]["per_lang"].values()),
+            sum(count for count, _ in acc_stage[d]["per_lang"].values()),
             f"{acc_stage[d]['macro']:.2f}",
             f"{acc_raw[d]['macro']:.2f}",
             f"{acc_stage[d]['macro'] - acc_raw[d]['macro']:+.2f}",
@@ -301,18 +247,21 @@ def main(argv: list[str] | None = None) -> dict:
             macro_rows,
         )
     )
-    print(f"identical labels: {agree}/{len(items)}")
-    variants = [tag for tag in udhr_skipped if tag in SKIP_TAGS]
+    print(f"identical labels: {agree}/{n}")
+    variants = [tag for tag in skipped["udhr"] if tag in SKIP_TAGS]
     print(
-        f"skipped, no lid.176 label: lingua {', '.join(lingua_skipped)}; udhr {len(udhr_skipped)} "
-        f"tags, among them the script variants {', '.join(variants)}"
+        f"skipped, no lid.176 label: lingua {', '.join(skipped['lingua'])}; udhr "
+        f"{len(skipped['udhr'])} tags, among them the script variants {', '.join(variants)}"
     )
     print()
 
-    speed = _speed(times, mb, len(items))
+
+def _print_speed(times: dict, mb: float, n: int, rounds: int) -> dict[str, Any]:
+    """The speed table and the stage's ratio to raw predict; the figures, rows left out."""
+    speed = _speed(times, mb, n)
     print(
         _table(
-            f"Speed on {len(items)} paragraphs ({mb:.1f} MB): best of {args.rounds} interleaved "
+            f"Speed on {n} paragraphs ({mb:.1f} MB): best of {rounds} interleaved "
             "rounds; MB/s per core = MB / CPU seconds of this process (the FnApiRunner runs in "
             "it); taken under contention from other work on this 2-core machine",
             ["path", "wall s", "cpu s", "MB/s per core", "x raw"],
@@ -324,7 +273,11 @@ def main(argv: list[str] | None = None) -> dict:
         f"{speed['ratio_job']:.2f}"
     )
     print()
+    return speed
 
+
+def _print_long_document(model: Any, items: list[tuple]) -> dict[str, Any]:
+    """Raw predict on a whole 10 MB book beside the stage's sampled prediction; printed."""
     long_doc = _long_document(model, items)
     print(
         _table(
@@ -336,25 +289,58 @@ def main(argv: list[str] | None = None) -> dict:
             ],
         )
     )
+    return long_doc
+
+
+def _accuracy_json(acc_stage: dict, acc_raw: dict) -> dict[str, Any]:
     return {
-        "accuracy": {
-            d: {
-                "languages": len(acc_stage[d]["per_lang"]),
-                "macro_stage": round(acc_stage[d]["macro"], 2),
-                "macro_raw": round(acc_raw[d]["macro"], 2),
-                "per_lang": {
-                    lab: {
-                        "n": n,
-                        "stage": round(a, 2),
-                        "raw": round(acc_raw[d]["per_lang"][lab][1], 2),
-                    }
-                    for lab, (n, a) in acc_stage[d]["per_lang"].items()
-                },
-            }
-            for d in acc_stage
-        },
+        d: {
+            "languages": len(acc_stage[d]["per_lang"]),
+            "macro_stage": round(acc_stage[d]["macro"], 2),
+            "macro_raw": round(acc_raw[d]["macro"], 2),
+            "per_lang": {
+                lab: {
+                    "n": n,
+                    "stage": round(a, 2),
+                    "raw": round(acc_raw[d]["per_lang"][lab][1], 2),
+                }
+                for lab, (n, a) in acc_stage[d]["per_lang"].items()
+            },
+        }
+        for d in acc_stage
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parser().parse_args(argv)
+    root = Path(args.corpus) / "multilingual"
+    if not (root / "lingua-sentences").is_dir() or not (root / "udhr").is_dir():
+        print(f"bench/langid: {root} (lingua-sentences/, udhr/) not found. Nothing measured.")
+        return {}
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+
+    from gristmill.schemas.records import Document
+    from gristmill.transforms import langid
+
+    labels = langid.LID176_LABELS
+    lingua, lingua_skipped = lingua_items(root, labels)
+    udhr, udhr_skipped = udhr_items(root, labels)
+    skipped = {"lingua": lingua_skipped, "udhr": udhr_skipped}
+    items = lingua + udhr
+    docs = [Document(doc_id, dataset, doc_id, text) for doc_id, dataset, _, text in items]
+    mb = sum(len(text.encode("utf-8")) for *_, text in items) / 1e6
+    model = langid.load_model(None)
+    raw_pred, stage_pred, times = _timed_rounds(model, items, docs, args.rounds)
+
+    acc_stage, acc_raw = _accuracy(items, stage_pred), _accuracy(items, raw_pred)
+    agree = sum(stage_pred[i[0]] == raw_pred[i[0]] for i in items)
+    _print_accuracy(acc_stage, acc_raw, agree, len(items), skipped)
+    speed = _print_speed(times, mb, len(items), args.rounds)
+    long_doc = _print_long_document(model, items)
+    return {
+        "accuracy": _accuracy_json(acc_stage, acc_raw),
         "identical_labels": agree,
-        "skipped": {"lingua": lingua_skipped, "udhr": udhr_skipped},
+        "skipped": skipped,
         "speed": speed,
         "long_document": long_doc,
     }

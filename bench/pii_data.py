@@ -8,7 +8,7 @@ import re
 import string
 from pathlib import Path
 
-from gristmill.transforms.pii_engine import PATTERN_ENTITIES
+from gristmill.transforms.pii.engine import PATTERN_ENTITIES
 
 PATTERN_TYPES = PATTERN_ENTITIES
 FIRST = [
@@ -124,71 +124,92 @@ def phone(rng: random.Random) -> str:
     return phonenumbers.format_number(number, style)
 
 
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(string.digits) for _ in range(n))
+
+
+def _spaced(v: str, n: int = 4) -> str:
+    return " ".join(v[i : i + n] for i in range(0, len(v), n))
+
+
+def _email(rng: random.Random) -> str:
+    first, last = rng.choice(FIRST).lower(), rng.choice(LAST).lower().replace("ü", "u")
+    domain = rng.choice(
+        ["example.com", "mail.co.uk", "uni-bonn.de", "gmail.com", "post.example.org"]
+    )
+    return rng.choice(
+        [
+            f"{first}.{last}@{domain}",
+            f"{first}{_digits(rng, 2)}@{domain}",
+            f"{first}+news@{domain}",
+            f"{first.title()}.{last.title()}@{domain}",
+        ]
+    )
+
+
+def _card(rng: random.Random) -> str:
+    """A Luhn-valid Visa, Mastercard, Discover or Amex number, plain, spaced or dashed."""
+    card = rng.choice(
+        [
+            luhn_complete("4", 16, rng),
+            luhn_complete(rng.choice(["51", "53", "55"]), 16, rng),
+            luhn_complete("6011", 16, rng),
+            luhn_complete(rng.choice(["34", "37"]), 15, rng),
+        ]
+    )
+    if len(card) == 15:
+        return rng.choice([card, f"{card[:4]} {card[4:10]} {card[10:]}"])
+    return rng.choice([card, _spaced(card), "-".join(_spaced(card).split())])
+
+
+def _ssn(rng: random.Random) -> str:
+    area = rng.choice([n for n in range(1, 900) if n != 666])
+    ssn = f"{area:03d}{rng.randint(1, 99):02d}{rng.randint(1, 9999):04d}"
+    # "SSN |" puts the context word before a bare number; only the number is the value
+    forms = [
+        f"{ssn[:3]}-{ssn[3:5]}-{ssn[5:]}",
+        f"{ssn[:3]} {ssn[3:5]} {ssn[5:]}",
+        f"SSN |{ssn}",
+    ]
+    return rng.choice(forms)
+
+
+def _iban_code(rng: random.Random) -> str:
+    d = lambda n: _digits(rng, n)  # noqa: E731
+    code = rng.choice([
+        iban("DE", d(18)), iban("GB", rng.choice(["NWBK", "BARC", "MIDL"]) + d(14)),
+        iban("FR", d(10) + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(11)) + d(2)),
+        iban("NL", rng.choice(["ABNA", "INGB", "RABO"]) + d(10)), iban("ES", d(20)),
+    ])  # fmt: skip
+    return rng.choice([code, _spaced(code)])
+
+
+def _ip(rng: random.Random) -> str:
+    """IPv4, or IPv6 in full, compressed, link-local or IPv4-mapped form."""
+    v4 = ".".join(str(rng.randint(1, 254)) for _ in range(4))
+    groups = [f"{rng.randint(1, 0xFFFF):x}" for _ in range(8)]
+    return rng.choice(
+        [
+            v4,
+            ":".join(groups),
+            f"2001:db8:{groups[2]}::{groups[6]}:{groups[7]}",
+            f"fe80::{groups[5]}:{groups[6]}:{groups[7]}",
+            f"::ffff:{v4}",
+        ]
+    )
+
+
 def values(rng: random.Random) -> dict[str, list[str]]:
-    def d(n: int) -> str:
-        return "".join(rng.choice(string.digits) for _ in range(n))
-
-    def spaced(v: str, n: int = 4) -> str:
-        return " ".join(v[i : i + n] for i in range(0, len(v), n))
-
+    """60 values of every pattern type; the generators draw from `rng` in a fixed order, so
+    a seed gives the same values."""
     out: dict[str, list[str]] = {k: [] for k in PATTERN_TYPES}
     for _ in range(60):
-        first, last = rng.choice(FIRST).lower(), rng.choice(LAST).lower().replace("ü", "u")
-        domain = rng.choice(
-            ["example.com", "mail.co.uk", "uni-bonn.de", "gmail.com", "post.example.org"]
-        )
-        out["EMAIL_ADDRESS"].append(
-            rng.choice(
-                [
-                    f"{first}.{last}@{domain}",
-                    f"{first}{d(2)}@{domain}",
-                    f"{first}+news@{domain}",
-                    f"{first.title()}.{last.title()}@{domain}",
-                ]
-            )
-        )
+        out["EMAIL_ADDRESS"].append(_email(rng))
         out["PHONE_NUMBER"].append(phone(rng))
-        card = rng.choice(
-            [
-                luhn_complete("4", 16, rng),
-                luhn_complete(rng.choice(["51", "53", "55"]), 16, rng),
-                luhn_complete("6011", 16, rng),
-                luhn_complete(rng.choice(["34", "37"]), 15, rng),
-            ]
-        )
-        if len(card) == 15:
-            card = rng.choice([card, f"{card[:4]} {card[4:10]} {card[10:]}"])
-        else:
-            card = rng.choice([card, spaced(card), "-".join(spaced(card).split())])
-        out["CREDIT_CARD"].append(card)
-        area = rng.choice([n for n in range(1, 900) if n != 666])
-        ssn = f"{area:03d}{rng.randint(1, 99):02d}{rng.randint(1, 9999):04d}"
-        # "SSN |" puts the context word before a bare number; only the number is the value
-        forms = [
-            f"{ssn[:3]}-{ssn[3:5]}-{ssn[5:]}",
-            f"{ssn[:3]} {ssn[3:5]} {ssn[5:]}",
-            f"SSN |{ssn}",
-        ]
-        out["US_SSN"].append(rng.choice(forms))
-        code = rng.choice([
-            iban("DE", d(18)), iban("GB", rng.choice(["NWBK", "BARC", "MIDL"]) + d(14)),
-            iban("FR", d(10) + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(11)) + d(2)),
-            iban("NL", rng.choice(["ABNA", "INGB", "RABO"]) + d(10)), iban("ES", d(20)),
-        ])  # fmt: skip
-        out["IBAN_CODE"].append(rng.choice([code, spaced(code)]))
-        v4 = ".".join(str(rng.randint(1, 254)) for _ in range(4))
-        groups = [f"{rng.randint(1, 0xFFFF):x}" for _ in range(8)]
-        out["IP_ADDRESS"].append(
-            rng.choice(
-                [
-                    v4,
-                    ":".join(groups),
-                    f"2001:db8:{groups[2]}::{groups[6]}:{groups[7]}",
-                    f"fe80::{groups[5]}:{groups[6]}:{groups[7]}",
-                    f"::ffff:{v4}",
-                ]
-            )
-        )
+        out["CREDIT_CARD"].append(_card(rng))
+        out["US_SSN"].append(_ssn(rng))
+        out["IBAN_CODE"].append(_iban_code(rng))
+        out["IP_ADDRESS"].append(_ip(rng))
     return out
 
 
@@ -197,7 +218,7 @@ def values(rng: random.Random) -> dict[str, list[str]]:
 
 def read_docs(corpus: Path, kind: str, patterns: list[str]) -> list[str]:
     from gristmill.transforms.sources import reader_for
-    from gristmill.transforms.sources.records import RawRecord, ReadContext
+    from gristmill.transforms.sources.reader_api import RawRecord, ReadContext
     from gristmill.transforms.sources.streams import InputFile
 
     reader = reader_for(kind)

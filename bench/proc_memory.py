@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 SAMPLE_S = 0.2
-# Beam's SDK worker, and the one gristmill's local runner starts (runners/local_worker.py)
-WORKER_MARKS = ("sdk_worker_main", "gristmill.runners.local_worker")
+# Beam's SDK worker, and the one gristmill's local runner starts (runners/local/worker.py)
+WORKER_MARKS = ("sdk_worker_main", "gristmill.runners.local.worker")
 
 
 def role(cmdline: list[str], is_root: bool) -> str:

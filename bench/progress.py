@@ -1,8 +1,8 @@
 """The live progress display on a ~100 MB run: how often it updates and how good its ETA is.
 
-    python bench/progress.py [--corpus ../shared/corpus] [--mb 100] [--workers 1,2]
+    python -m bench.progress [--corpus ../shared/corpus] [--mb 100] [--workers 1,2]
                              [--input corpus|replicated] [--full] [--save FILE]
-    python bench/progress.py --replay FILE      # the current estimator on recorded runs
+    python -m bench.progress --replay FILE      # the current estimator on recorded runs
 
 Builds a ~100 MB input in a temp dir, then runs the real corpus job once per worker count
 exactly as `gristmill run` does (with `--full`, tokenizer training and MLM shards too, as the
@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.tables import table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
@@ -109,14 +111,48 @@ def build_corpus_input(corpus: Path, dest: Path, target_mb: float) -> list[str]:
     return [f"{kind}={dest / kind}" for kind in KINDS]
 
 
+def _snapshot_row(snap: Any) -> dict[str, Any]:
+    """A metrics snapshot as JSON, all that `replay` needs to make the estimate again."""
+    return {
+        "counters": {f"{ns}|{n}": v for (ns, n), v in snap.counters.items()},
+        "msecs": snap.msecs,
+        "planned": snap.plan is not None,
+        "pending": snap.pending,
+        "running": snap.running,
+        "durations": snap.durations,
+    }
+
+
+def _update_rows(
+    stamps: list[float], estimates: list[Any], snaps: list[dict[str, Any]], start: float
+) -> list[dict[str, Any]]:
+    """Each display update: its time from `start`, what it showed and the snapshot it saw."""
+    return [
+        {
+            "t": round(s - start, 2),
+            "eta": e.eta_s,
+            "fraction": round(e.fraction, 4),
+            "phases": {k: round(v, 4) for k, v in e.phases.items()},
+            "ms": e.ms,
+            "elapsed": e.elapsed_s,
+            "speed": e.speed,
+            "cost": e.cost,
+            "snapshot": snap,
+        }
+        for s, e, snap in zip(stamps, estimates, snaps, strict=False)
+    ]
+
+
 def run_tracked(
     sources: list[str], output: str, workers: int, overrides: list[str] = ()
 ) -> dict[str, Any]:
     """The job as pipelines/job.py runs it, with progress.track around the pipeline."""
     import apache_beam as beam
 
-    from gristmill.pipelines import corpus, progress, release
+    from gristmill.pipelines import graph as corpus
     from gristmill.pipelines.config import load
+    from gristmill.pipelines.progress import track as progress
+    from gristmill.pipelines.release import manifest as release
     from gristmill.runners import runner_for
 
     cfg = load(None, [*overrides, f"runner.workers={workers}"], cli_sources=sources, output=output)
@@ -132,16 +168,7 @@ def run_tracked(
     def record(_est: Any) -> None:
         stamps.append(time.monotonic())
         snap = tracker.last_snapshot  # what the estimate saw: kept to replay estimators
-        snaps.append(
-            {
-                "counters": {f"{ns}|{n}": v for (ns, n), v in snap.counters.items()},
-                "msecs": snap.msecs,
-                "planned": snap.plan is not None,
-                "pending": snap.pending,
-                "running": snap.running,
-                "durations": snap.durations,
-            }
-        )
+        snaps.append(_snapshot_row(snap))
         if snap.plan is not None:
             plan["plan"] = snap.plan
 
@@ -157,20 +184,6 @@ def run_tracked(
     elapsed = time.monotonic() - started
     manifest = release.finish(cfg, job.stages, {"elapsed_s": round(elapsed, 3)})
     actual = pipeline_end - track_start
-    updates = [
-        {
-            "t": round(s - track_start, 2),
-            "eta": e.eta_s,
-            "fraction": round(e.fraction, 4),
-            "phases": {k: round(v, 4) for k, v in e.phases.items()},
-            "ms": e.ms,
-            "elapsed": e.elapsed_s,
-            "speed": e.speed,
-            "cost": e.cost,
-            "snapshot": snap,
-        }
-        for s, e, snap in zip(stamps, tracker.updates, snaps, strict=False)
-    ]
     return {
         "workers": workers,
         "stages": job.stages,
@@ -181,21 +194,23 @@ def run_tracked(
         "pipeline_s": round(actual, 2),
         "job_s": round(elapsed, 2),
         "hooked": tracker.hooked,
-        "updates": updates,
+        "updates": _update_rows(stamps, tracker.updates, snaps, track_start),
         "plan": plan.get("plan"),
-        "ms_per_mb": {
-            p: round(s * 1000 / (job.input_bytes / 1e6), 1)
-            for p, s in tracker.stage_seconds().items()
-        },
+        "ms_per_mb": _ms_per_mb(tracker.stage_seconds(), job.input_bytes),
         "work_ms_per_mb": work_per_mb(tracker.shape, final, tracker.last_snapshot),
         "overhead_s": final.overhead_s,
     }
 
 
+def _ms_per_mb(stage_seconds: dict[str, float], input_bytes: int) -> dict[str, float]:
+    """Execution ms of each phase per MB of job input."""
+    return {p: round(s * 1000 / (input_bytes / 1e6), 1) for p, s in stage_seconds.items()}
+
+
 def work_per_mb(shape: Any, final: Any, snap: Any) -> dict[str, float]:
     """Wall ms of work (less the runner's per-stage overhead) per MB reaching each phase: the
     priors' unit."""
-    from gristmill.pipelines.progress_estimate import flow
+    from gristmill.pipelines.progress.estimate import flow
 
     mb = flow(shape, snap.counters).mb
     return {p: round(w * 1000 / mb[p], 1) for p, w in final.work.items() if mb.get(p)}
@@ -203,8 +218,8 @@ def work_per_mb(shape: Any, final: Any, snap: Any) -> dict[str, float]:
 
 def replay(run: dict[str, Any]) -> dict[str, Any]:
     """The run's updates as the current estimator makes them from the same snapshots."""
-    from gristmill.pipelines.progress_estimate import Estimator, JobShape
-    from gristmill.pipelines.progress_metrics import Snapshot
+    from gristmill.pipelines.progress.estimate import Estimator, JobShape
+    from gristmill.pipelines.progress.metrics import Snapshot
 
     estimator = Estimator(JobShape(run["stages"], run["source_bytes"], run["workers"]))
     plan = tuple(tuple(stage) for stage in run["plan"]) if run.get("plan") else None
@@ -254,14 +269,6 @@ def score(run: dict[str, Any]) -> dict[str, Any]:
             round(max(abs(e - lft) / lft for e, lft in lefts), 3) if lefts else None
         )
     return out
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines.append("  ".join("-" * widths[c] for c in columns))
-    lines.extend("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows)
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -322,7 +329,7 @@ def report(runs: list[dict[str, Any]]) -> None:
         for r in runs
     ]
     print("progress display on a real run (whatever else loads the machine is in the numbers)")
-    print(_table(rows, list(rows[0])))
+    print(table(rows, list(rows[0])))
     for title, key in (
         ("execution ms per input MB, per phase (summed over workers)", "ms_per_mb"),
         ("wall ms of work per MB reaching the phase (the priors' unit)", "work_ms_per_mb"),
@@ -330,9 +337,7 @@ def report(runs: list[dict[str, Any]]) -> None:
         phases = sorted({p for r in runs for p in r.get(key, {})})
         print(f"\n{title}")
         print(
-            _table(
-                [{"workers": r["workers"], **r.get(key, {})} for r in runs], ["workers", *phases]
-            )
+            table([{"workers": r["workers"], **r.get(key, {})} for r in runs], ["workers", *phases])
         )
 
 

@@ -1,6 +1,6 @@
 """The ETA's priors, fitted from runs that bench/progress.py saved.
 
-    python bench/progress_fit.py RUNS.json [RUNS.json ...]
+    python -m bench.progress_fit RUNS.json [RUNS.json ...]
 
 For each worker count: a phase's wall seconds of work (less the runner's per-stage overhead) over
 the run's speed is modelled as `fixed + per_mb * MB reaching the phase`. The speed of a run is
@@ -27,7 +27,7 @@ LATE = ("dedup_near", "pii", "tokenizer", "mlm", "write")
 
 def phase_work(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """phase -> (MB reaching it, wall seconds of work) at the end of the run."""
-    from gristmill.pipelines.progress_estimate import JobShape, flow
+    from gristmill.pipelines.progress.estimate import JobShape, flow
 
     shape = JobShape(run["stages"], run["source_bytes"], run["workers"])
     raw = run["updates"][-1]["snapshot"]["counters"]
@@ -70,7 +70,6 @@ def fit(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str]) -> dict[int, dict[str, dict[str, float]]]:
-    sys.path.insert(0, str(ROOT))
     runs = [r for f in argv for r in json.loads(Path(f).read_text())["runs"]]
     by_workers: dict[int, list[dict[str, Any]]] = {}
     for r in runs:

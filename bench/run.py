@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.stages import measure_stages
+from bench.tables import table
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-
-from stages import measure_stages  # noqa: E402
 
 
 def _job_throughput(corpus: Path, workers: int) -> dict:
@@ -58,20 +58,101 @@ def _cli_sources(corpus: Path) -> list[str]:
     ]
 
 
-def _table(title: str, rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    lines = [title, "  ".join(c.ljust(widths[c]) for c in columns)]
-    lines.append("  ".join("-" * widths[c] for c in columns))
-    for r in rows:
-        lines.append("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
-    return "\n".join(lines)
+JOB_COLUMNS = [
+    "workers",
+    "inputs",
+    "input_mb",
+    "seconds",
+    "mb_per_s",
+    "mb_per_s_per_core",
+    "documents",
+    "drops",
+    "dead_letters",
+]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
     parser.add_argument("--skip-job", action="store_true", help="skip the whole-job Beam runs")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _stages(corpus: Path, results: dict) -> None:
+    """Each stage alone, in this process: where a job's time would go."""
+    stages = measure_stages(corpus)
+    results["stages"] = stages
+    print(
+        table(
+            stages,
+            ["stage", "input", "docs", "mb", "seconds", "mb_per_s_per_core", "note"],
+            "Per-stage throughput, one core, in-process (MB of stage input text per second)",
+        )
+    )
+    print()
+
+
+def _whole_job(corpus: Path, results: dict) -> None:
+    """The whole job on Beam: throughput at 1 and 2 workers, scaling with input size, and the
+    live progress display's update gaps and ETA error."""
+    jobs = [_job_throughput(corpus, w) for w in (1, 2)]
+    results["job"] = jobs
+    print(
+        table(
+            jobs,
+            JOB_COLUMNS,
+            "Whole corpus job on Beam's FnApiRunner (all sources, every stage the defaults enable)",
+        )
+    )
+    print()
+
+    from bench import scaling
+
+    results["scaling"] = scaling.main(["--corpus", str(corpus)])
+    print()
+
+    from bench import progress as progress_bench  # the live display's update gaps and ETA error
+
+    runs = progress_bench.main(["--corpus", str(corpus), "--full", "--workers", "1,2"])
+    results["progress"] = [
+        {"workers": r["workers"], "pipeline_s": r["pipeline_s"], **r["score"]}
+        for r in runs.get("runs", [])
+    ]
+    print()
+
+
+def _beside_others(corpus: Path, results: dict) -> None:
+    """The stages' quality and speed beside other tools: extraction, langid, dedup, pii, mlm."""
+    from bench import extraction
+
+    results["extraction"] = extraction.main(["--corpus", str(corpus)])
+    print()
+
+    from bench import langid as langid_bench
+
+    results["langid"] = langid_bench.main(["--corpus", str(corpus)])
+    print()
+
+    from bench import dedup as dedup_bench
+    from bench import dedup_memory
+
+    results["dedup"] = dedup_bench.main(["--corpus", str(corpus)])
+    results["dedup_memory"] = dedup_memory.main(["--corpus", str(corpus)])
+    print()
+
+    from bench import pii as pii_bench
+
+    results["pii"] = pii_bench.main(["--corpus", str(corpus)])
+    print()
+
+    from bench import training_data as mlm_bench
+
+    results["mlm"] = mlm_bench.main(["--corpus", str(corpus)])
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     corpus = Path(args.corpus)
     if not corpus.is_dir():
         print(
@@ -80,81 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     results: dict = {"corpus": str(corpus), "cpu_count": os.cpu_count()}
-
-    stages = measure_stages(corpus)
-    results["stages"] = stages
-    print(
-        _table(
-            "Per-stage throughput, one core, in-process (MB of stage input text per second)",
-            stages,
-            ["stage", "input", "docs", "mb", "seconds", "mb_per_s_per_core", "note"],
-        )
-    )
-    print()
-
+    _stages(corpus, results)
     if not args.skip_job:
-        jobs = [_job_throughput(corpus, w) for w in (1, 2)]
-        results["job"] = jobs
-        print(
-            _table(
-                "Whole corpus job on Beam's FnApiRunner (all sources, every stage the defaults enable)",
-                jobs,
-                [
-                    "workers",
-                    "inputs",
-                    "input_mb",
-                    "seconds",
-                    "mb_per_s",
-                    "mb_per_s_per_core",
-                    "documents",
-                    "drops",
-                    "dead_letters",
-                ],
-            )
-        )
-        print()
-
-        import scaling
-
-        results["scaling"] = scaling.main(["--corpus", str(corpus)])
-        print()
-
-        import progress as progress_bench  # the live display's update gaps and ETA error
-
-        runs = progress_bench.main(["--corpus", str(corpus), "--full", "--workers", "1,2"])
-        results["progress"] = [
-            {"workers": r["workers"], "pipeline_s": r["pipeline_s"], **r["score"]}
-            for r in runs.get("runs", [])
-        ]
-        print()
-
-    import extraction
-
-    results["extraction"] = extraction.main(["--corpus", str(corpus)])
-    print()
-
-    import langid as langid_bench
-
-    results["langid"] = langid_bench.main(["--corpus", str(corpus)])
-    print()
-
-    import dedup as dedup_bench
-    import dedup_memory
-
-    results["dedup"] = dedup_bench.main(["--corpus", str(corpus)])
-    results["dedup_memory"] = dedup_memory.main(["--corpus", str(corpus)])
-    print()
-
-    import pii as pii_bench
-
-    results["pii"] = pii_bench.main(["--corpus", str(corpus)])
-    print()
-
-    import mlm as mlm_bench
-
-    results["mlm"] = mlm_bench.main(["--corpus", str(corpus)])
-    print()
-
+        _whole_job(corpus, results)
+    _beside_others(corpus, results)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """Scaling of the local runner (issue 7; the README's "scale on paper").
 
-    python bench/scaling.py [--corpus ../shared/corpus] [--fraction 0.1]
+    python -m bench.scaling [--corpus ../shared/corpus] [--fraction 0.1]
 
 The whole job (every stage the defaults enable, on bench/run.py's `--source` inputs) runs three
 times, each in its own subprocess on the FnApiRunner through gristmill's local profile: 1x with 1
@@ -42,10 +42,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from bench.proc_memory import TreeSampler, role
 
-from proc_memory import TreeSampler, role  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 __all__ = ["TreeSampler", "role"]
 
@@ -203,8 +203,7 @@ def shuffle_rows(tally: dict[str, Any]) -> list[dict]:
 
 def child(inputs: str, workers: int) -> None:
     """Runs the whole job once; prints its figures as one JSON line."""
-    from run import _cli_sources
-
+    from bench.run import _cli_sources
     from gristmill.pipelines.config import load
     from gristmill.pipelines.job import run_job
 
@@ -233,8 +232,14 @@ def child(inputs: str, workers: int) -> None:
 
 
 def measure(inputs: Path, workers: int) -> dict:
+    root = str(HERE.parent)  # the child imports bench.* from this checkout
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", str(inputs), "--workers", str(workers)],
+        [sys.executable, "-m", "bench.scaling", "--child", str(inputs), "--workers", str(workers)],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,  # Beam's worker start-up logging; shown only if the run fails
         text=True,
@@ -359,10 +364,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def report(out: dict) -> None:
-    from run import _table
+    from bench.tables import table
 
     runs = out["runs"]
-    print(_table("Local runner scaling: the whole job on the FnApiRunner", runs, list(runs[0])))
+    print(table(runs, list(runs[0]), "Local runner scaling: the whole job on the FnApiRunner"))
     m = out["marginal_2w"]
     print(
         f"2 workers / 1 worker, MB/s at 1x: {out['speedup_2w_over_1w']}; 1x to 10x, 2 workers: "
@@ -372,14 +377,14 @@ def report(out: dict) -> None:
     )
     stages = out["per_stage_mb_per_core_s"]
     title = "Job-input MB per core-second of each stage (its execution time, summed over workers)"
-    print(_table(title, stages, list(stages[0])))
+    print(table(stages, list(stages[0]), title))
     for size, sh in out["shuffle"].items():
         title = (
             f"\nShuffle at {size}, 2 workers: {sh['shuffle_mb']} MB into {sh['gbks_with_data']} "
             f"of {sh['gbks']} GroupByKeys = {sh['per_input_byte']} bytes per input byte (Beam's "
             f"sampled estimate: {sh['sampled_estimate_mb']} MB); the largest five:"
         )
-        print(_table(title, sh["top"], list(sh["top"][0])))
+        print(table(sh["top"], list(sh["top"][0]), title))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from gristmill.schemas.records import Document
 from gristmill.transforms.normalize import NormalizeParams, normalize_text
 from gristmill.transforms.sources import reader_for
 from gristmill.transforms.sources.read import match_inputs
-from gristmill.transforms.sources.records import RawRecord, ReadContext
+from gristmill.transforms.sources.reader_api import RawRecord, ReadContext
 from gristmill.transforms.sources.streams import InputFile
 
 SETS = [
@@ -80,7 +80,7 @@ def measure_stages(corpus: Path) -> list[dict]:
         }
     )
 
-    from gristmill.transforms.quality import QualityFilter, QualityParams
+    from gristmill.transforms.quality.stage import QualityFilter, QualityParams
 
     kinds = {name: kind for name, kind, _ in SETS}
     qf = QualityFilter(QualityParams(), kinds)

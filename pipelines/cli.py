@@ -9,6 +9,7 @@ import sys
 
 from gristmill import __version__
 from gristmill.pipelines.config import ConfigError, load
+from gristmill.transforms.sources import KINDS
 
 
 def _job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KIND=PATH",
-        help="add an input (kinds: books, articles, wiki, web, mail); repeatable",
+        help=f"add an input (kinds: {', '.join(KINDS)}); repeatable",
     )
     parser.add_argument("--output", help="release directory (overrides `output`)")
     parser.add_argument(
@@ -46,13 +47,31 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stage_list() -> str:
+    """The registry's stages and the source kinds, for `gristmill run --help`."""
+    from gristmill.pipelines import registry
+
+    lines = ["stages, in flow order (set any key with --set SECTION.KEY=VALUE):"]
+    for stage in registry.stages():
+        lines.append(f"  {stage.name:<13} [{stage.section}] {stage.summary}")
+    lines.append("source kinds (--source KIND=PATH):")
+    lines.extend(f"  {name:<13} {kind.reads}" for name, kind in KINDS.items())
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gristmill", description="Raw text in, clean training data out."
     )
     parser.add_argument("--version", action="version", version=f"gristmill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _job_arguments(sub.add_parser("run", help="run the corpus job"))
+    run = sub.add_parser(
+        "run",
+        help="run the corpus job",
+        epilog=_stage_list(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _job_arguments(run)
     refresh = sub.add_parser(
         "refresh", help="build the next release from a previous one and new inputs"
     )
@@ -75,10 +94,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 TOOLS = {
-    "validate": "gristmill.pipelines.validate",
-    "report": "gristmill.pipelines.report",
-    "audit": "gristmill.pipelines.audit",
-    "inspect": "gristmill.pipelines.inspect_shards",
+    "validate": "gristmill.pipelines.tools.validate",
+    "report": "gristmill.pipelines.report.run",
+    "audit": "gristmill.pipelines.tools.audit",
+    "inspect": "gristmill.pipelines.tools.inspect",
 }
 
 
@@ -140,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.command}: give a job file, or --source KIND=PATH and --output DIR"
                 )
             cfg = load(args.job, overrides, args.source, args.output)
-            from gristmill.pipelines import progress
             from gristmill.pipelines.job import run_job
+            from gristmill.pipelines.progress import track as progress
 
             show = "off" if args.quiet else args.progress
             manifest = run_job(cfg, show=progress.display_mode(False) if show == "auto" else show)

@@ -6,7 +6,7 @@ Every error names the key (as a dotted path) or the input path at fault, in one 
 from __future__ import annotations
 
 import copy
-import difflib
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -15,61 +15,25 @@ from typing import Any
 import yaml
 
 from gristmill.runners.profiles import RUNNER_DEFAULTS, ProfileError, check_profile
+from gristmill.transforms.params import as_dict, option, type_name, unknown_key
+from gristmill.transforms.params import load as load_params
+from gristmill.transforms.sources import KINDS
+from gristmill.transforms.sources.limits import MiB, ReadLimits
 
-SOURCE_KINDS = ("books", "articles", "wiki", "web", "mail")
-
-# Options each source kind understands: name -> (type, allowed values or None, default).
-SOURCE_OPTIONS: dict[str, dict[str, tuple[type, tuple | None, Any]]] = {
-    "books": {"strip_gutenberg": (bool, None, True)},
-    "articles": {
-        "format": (str, ("auto", "jsonl", "parquet"), "auto"),
-        "text_field": (str, None, "text"),
-        "id_field": (str, None, "id"),
-    },
-    "wiki": {},
-    "web": {"extractor": (str, ("trafilatura", "resiliparse"), "trafilatura")},
-    "mail": {},
-}
-
-GiB = 1 << 30
-MiB = 1 << 20
-
-# The defaults of the job's own sections; each stage module brings its section's (STAGE_SECTIONS).
-DEFAULTS: dict[str, Any] = {
-    "output": None,
-    "seed": 0,
-    "read": {
-        "max_decompressed_bytes": 8 * GiB,
-        "max_record_bytes": 256 * MiB,
-        "on_invalid_utf8": "replace",
-    },
-    "shards": {"documents": 0, "target_bytes": 256 * MiB},
-    "runner": RUNNER_DEFAULTS,
-}
+SOURCE_KINDS = tuple(KINDS)
 
 
-def stage_sections() -> dict[str, Any]:
-    """Config section -> the stage module that owns it, in flow order."""
-    from gristmill.pipelines.corpus import STAGES, TRAINING_SECTIONS, stage_module
+@dataclass(frozen=True)
+class OutputShards:
+    """The `shards` section: how the documents table is cut into files."""
 
-    sections: dict[str, Any] = {}
-    for _, section, path in STAGES:
-        sections.setdefault(section, stage_module(path))
-    for section, path in TRAINING_SECTIONS:
-        sections.setdefault(section, stage_module(path))
-    return sections
+    documents: int = option(0, "document files; 0 = one per target_bytes of input", min=0)
+    target_bytes: int = option(256 * MiB, "input bytes per document file", min=1)
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "read.on_invalid_utf8": ("replace", "dead_letter"),
-}
-MINIMUM: dict[str, int] = {
-    "read.max_decompressed_bytes": 1,
-    "read.max_record_bytes": 1,
-    "shards.documents": 0,
-    "shards.target_bytes": 1,
-    "runner.workers": 1,
-}
+# The job's own sections besides `sources`, `output`, `seed` and `runner`; each stage's section
+# comes from the registry.
+JOB_SECTIONS: dict[str, type] = {"read": ReadLimits, "shards": OutputShards}
 
 
 class ConfigError(ValueError):
@@ -86,27 +50,38 @@ class SourceConfig:
 
 @dataclass
 class JobConfig:
-    raw: dict[str, Any]
+    raw: dict[str, Any]  # the whole job as plain data, every default filled in
     sources: list[SourceConfig]
+    params: dict[str, Any] = field(default_factory=dict)  # section -> its frozen parameters
 
     def section(self, name: str) -> dict[str, Any]:
         return self.raw[name]
+
+    def enabled(self, section: str) -> bool:
+        return bool(self.raw.get(section, {}).get("enabled", False))
+
+    def params_of(self, section: str) -> Any:
+        return self.params[section]
+
+    def replace(self, section: str, **changes: Any) -> None:
+        """Settles keys of a section after validation (a refresh's parent and tokenizer)."""
+        self.params[section] = dataclasses.replace(self.params[section], **changes)
+        self.raw[section] = as_dict(self.params[section])
 
     @property
     def output(self) -> str:
         return self.raw["output"]
 
-    def enabled(self, stage: str) -> bool:
-        return bool(self.raw.get(stage, {}).get("enabled", False))
-
     def recorded(self) -> dict[str, Any]:
         """The config as the manifest records it: where it runs and writes are left out, so that
-        the same job gives the same manifest whatever the output directory and worker count."""
-        out = {k: v for k, v in self.raw.items() if k not in ("output", "runner")}
-        if isinstance(out.get("pii"), dict) and "salt" in out["pii"]:
-            from gristmill.transforms.pii_config import recorded_config
+        the same job gives the same manifest whatever the output directory and worker count;
+        each stage records its own section (a secret by its fingerprint, never its value)."""
+        from gristmill.pipelines import registry  # the stage modules import Beam: not at start
 
-            out["pii"] = recorded_config(out["pii"])  # the salt itself never reaches the manifest
+        out = {k: v for k, v in self.raw.items() if k not in ("output", "runner")}
+        for stage in registry.stages():
+            if stage.section in self.params:
+                out[stage.section] = stage.recorded(self.params[stage.section])
         return out
 
     def sha256(self) -> str:
@@ -114,43 +89,21 @@ class JobConfig:
         return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def _type_name(value: Any) -> str:
-    return {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        list: "list",
-        dict: "mapping",
-    }.get(type(value), type(value).__name__)
-
-
-def _unknown(key: str, where: str, known: list[str]) -> ConfigError:
-    hint = difflib.get_close_matches(key, known, n=1)
-    suggestion = (
-        f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(sorted(known))})"
-    )
-    return ConfigError(f"{where}{key}: unknown key{suggestion}")
-
-
 def _check_value(path: str, value: Any, default: Any) -> Any:
+    """One value of the runner section, typed by its default (profiles.py checks the rest)."""
     if default is None:
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {_type_name(value)}")
+            raise ConfigError(f"{path}: expected a string, got {type_name(value)}")
         return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {_type_name(value)} {value!r}")
-    elif isinstance(default, int):
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f"{path}: expected true or false, got {type_name(value)} {value!r}")
+    if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {_type_name(value)} {value!r}")
-        if path in MINIMUM and value < MINIMUM[path]:
-            raise ConfigError(f"{path}: must be at least {MINIMUM[path]}, got {value}")
-    elif isinstance(default, str):
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {_type_name(value)} {value!r}")
-        if path in CHOICES and value not in CHOICES[path]:
-            raise ConfigError(f"{path}: must be one of {', '.join(CHOICES[path])}, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {type_name(value)} {value!r}")
+        if path == "runner.workers" and value < 1:
+            raise ConfigError(f"{path}: must be at least 1, got {value}")
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{path}: expected a string, got {type_name(value)} {value!r}")
     return value
 
 
@@ -161,18 +114,18 @@ def _merge_section(name: str, given: Any, defaults: dict[str, Any]) -> dict[str,
     if given is None:
         given = {}
     if not isinstance(given, dict):
-        raise ConfigError(f"{name}: expected a mapping, got {_type_name(given)}")
+        raise ConfigError(f"{name}: expected a mapping, got {type_name(given)}")
     merged = copy.deepcopy(defaults)
     for key, value in given.items():
         if key not in defaults:
-            raise _unknown(str(key), f"{name}.", list(defaults))
+            raise ConfigError(str(unknown_key(str(key), f"{name}.", list(defaults))))
         default = defaults[key]
         if isinstance(default, dict) and default:
             merged[key] = _merge_section(f"{name}.{key}", value, default)
         elif isinstance(default, list):
             if not isinstance(value, list):
                 raise ConfigError(
-                    f"{name}.{key}: expected a list, got {_type_name(value)} {value!r}"
+                    f"{name}.{key}: expected a list, got {type_name(value)} {value!r}"
                 )
             merged[key] = value
         elif default is None or isinstance(default, dict):
@@ -186,7 +139,7 @@ def _source(i: int, entry: Any, names: set[str]) -> SourceConfig:
     where = f"sources[{i}]"
     if not isinstance(entry, dict):
         raise ConfigError(
-            f"{where}: expected a mapping with kind and paths, got {_type_name(entry)}"
+            f"{where}: expected a mapping with kind and paths, got {type_name(entry)}"
         )
     for key in entry:
         if key not in ("name", "kind", "paths", "options"):
@@ -213,57 +166,37 @@ def _source(i: int, entry: Any, names: set[str]) -> SourceConfig:
         raise ConfigError(f"{where}.paths: expected a path, a glob or a list of them")
     options = entry.get("options") or {}
     if not isinstance(options, dict):
-        raise ConfigError(f"{where}.options: expected a mapping, got {_type_name(options)}")
-    known = SOURCE_OPTIONS[kind]
-    merged = {}
-    for key, (typ, allowed, default) in known.items():
-        value = options.get(key, default)
-        if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
-            raise ConfigError(
-                f"{where}.options.{key}: expected {typ.__name__}, got {_type_name(value)}"
-            )
-        if allowed and value not in allowed:
-            raise ConfigError(
-                f"{where}.options.{key}: must be one of {', '.join(allowed)}, got {value!r}"
-            )
-        merged[key] = value
-    for key in options:
-        if key not in known:
-            raise _unknown(str(key), f"{where}.options.", list(known) or ["(none for this kind)"])
+        raise ConfigError(f"{where}.options: expected a mapping, got {type_name(options)}")
+    try:
+        merged = as_dict(load_params(KINDS[kind].options, options, f"{where}.options"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return SourceConfig(name=name, kind=kind, paths=list(paths), options=merged)
 
 
-def _stage_section(key: str, given: Any, module: Any) -> dict[str, Any]:
-    defaults = module.DEFAULTS
-    if defaults.keys() == {"enabled"} and hasattr(module, "validate"):
-        # a section whose keys the module owns (e.g. quality thresholds): only `enabled` is ours
-        if given is None:
-            given = {}
-        if not isinstance(given, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {_type_name(given)}")
-        merged = {
-            **given,
-            "enabled": _check_value(
-                f"{key}.enabled", given.get("enabled", defaults["enabled"]), True
-            ),
-        }
-    else:
-        merged = _merge_section(key, given, defaults)
-    check = getattr(module, "validate", None)
-    if check is not None:
-        try:
-            check(merged)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"{key}: {err}") from None
-    return merged
+def _unknown(key: str, where: str, known: list[str]) -> ConfigError:
+    return ConfigError(str(unknown_key(key, where, known)))
+
+
+def section_params(section: str, given: Any) -> Any:
+    """One section's parameters (a job section or a stage's), or a ConfigError naming the key."""
+    from gristmill.pipelines import registry
+
+    cls = {**JOB_SECTIONS, **registry.sections()}[section]
+    try:
+        return load_params(cls, given, section)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def validate(raw: Any) -> JobConfig:
     """The whole job file, defaults filled in, or a ConfigError naming the first problem."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"job file: expected a mapping of sections, got {_type_name(raw)}")
-    stages = stage_sections()
-    known = ["sources", *DEFAULTS, *stages]
+        raise ConfigError(f"job file: expected a mapping of sections, got {type_name(raw)}")
+    from gristmill.pipelines import registry
+
+    sections = {**JOB_SECTIONS, **registry.sections()}
+    known = ["sources", "output", "seed", "runner", *sections]
     for key in raw:
         if key not in known:
             raise _unknown(str(key), "", known)
@@ -278,13 +211,14 @@ def validate(raw: Any) -> JobConfig:
             for s in sources
         ]
     }
-    for key, default in DEFAULTS.items():
-        if isinstance(default, dict):
-            full[key] = _merge_section(key, raw.get(key), default)
-        else:
-            full[key] = _check_value(key, raw.get(key, default), default)
-    for key, module in stages.items():
-        full[key] = _stage_section(key, raw.get(key), module)
+    full["output"] = _check_value("output", raw.get("output"), None)
+    full["seed"] = _check_value("seed", raw.get("seed", 0), 0)
+    params = {key: section_params(key, raw.get(key)) for key in sections}
+    for key in JOB_SECTIONS:
+        full[key] = as_dict(params[key])
+    full["runner"] = _merge_section("runner", raw.get("runner"), RUNNER_DEFAULTS)
+    for key in registry.sections():
+        full[key] = as_dict(params[key])
     try:
         check_profile(full["runner"])
     except ProfileError as err:
@@ -293,7 +227,7 @@ def validate(raw: Any) -> JobConfig:
         raise ConfigError(
             "output: missing; name the release directory (output: DIR or --output DIR)"
         )
-    return JobConfig(raw=full, sources=sources)
+    return JobConfig(raw=full, sources=sources, params=params)
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:

@@ -8,8 +8,11 @@ from typing import Any
 
 import apache_beam as beam
 
-from gristmill.pipelines import corpus, progress, refresh, release
+from gristmill.pipelines import graph as corpus
+from gristmill.pipelines import refresh
 from gristmill.pipelines.config import ConfigError, JobConfig
+from gristmill.pipelines.progress import track as progress
+from gristmill.pipelines.release import manifest as release
 from gristmill.runners import ProfileError, is_local, runner_for
 from gristmill.transforms.sources.read import NoMatch
 
@@ -25,7 +28,7 @@ def plan_or_explain(cfg: JobConfig, skip=None) -> corpus.JobPlan:
 
 def run_job(cfg: JobConfig, show: str = "off") -> dict[str, Any]:
     """Runs the whole job and returns the manifest it wrote. `show`: the progress display
-    (rich | plain | off; see pipelines/progress.py); stage timings are collected either way."""
+    (rich | plain | off; see pipelines/progress/track.py); stage timings are collected either way."""
     started = time.monotonic()
     parent = refresh.prepare(cfg)
     job = plan_or_explain(cfg, parent.skip_consumed if parent else None)
@@ -51,6 +54,7 @@ def run_job(cfg: JobConfig, show: str = "off") -> dict[str, Any]:
             runner,
             show if local else "off",
             workers=int(runner_cfg.get("workers", 1)),
+            steps=job.steps,
         ) as tracker,
         beam.Pipeline(runner=runner, options=options) as p,
     ):

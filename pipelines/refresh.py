@@ -7,7 +7,7 @@ A refresh is the corpus job with `refresh.parent` set. Before any work starts:
   whose path and size match is hashed, so an unchanged crawl costs one read per candidate file;
 - the parent's tokenizer.json is reused (`refresh.tokenizer: reuse`, the default), so the new
   shards' token ids mean what the parent's mean; `retrain` trains one on the new documents.
-In the job, the dedup_parent stage (transforms/parent_dedup.py) drops what the lineage already
+In the job, the dedup_parent stage (transforms/dedup/parent.py) drops what the lineage already
 holds, and the new documents are then deduplicated among themselves as in any run. The release
 holds only what is new; its manifest's `refresh` section says where the rest lives.
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gristmill.pipelines.config import ConfigError, JobConfig
-from gristmill.pipelines.validate import training_problems
-from gristmill.transforms.parent_dedup import EXACT_REASON, NEAR_REASON, STAGE
-from gristmill.transforms.parent_index import (
+from gristmill.pipelines.tools.validate import training_problems
+from gristmill.transforms.dedup.parent import EXACT_REASON, NAME, NEAR_REASON
+from gristmill.transforms.dedup.parent_index import (
     ParentIndexError,
     load_lineage,
 )
@@ -60,7 +60,7 @@ class Refresh:
         return kept
 
     def manifest_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        stage = next((s for s in manifest["stages"] if s["name"] == STAGE), None)
+        stage = next((s for s in manifest["stages"] if s["name"] == NAME), None)
         dropped = stage["dropped"] if stage else {}
         return {
             "parent": self.parent,
@@ -89,8 +89,10 @@ def _consumed(manifests: tuple[dict[str, Any], ...]) -> dict[str, tuple[int, str
 
 def _reuse_tokenizer(cfg: JobConfig, parent: str, manifest: dict[str, Any]) -> str:
     """Points tokenizer.path at the parent's tokenizer when training data is made; says which."""
-    tok, mlm = cfg.section("tokenizer"), cfg.section("mlm")
-    if not (tok.get("enabled") or tok.get("path") or mlm.get("enabled")):
+    from gristmill.pipelines.graph import enabled_steps
+
+    tok = cfg.section("tokenizer")
+    if not enabled_steps(cfg):  # no training data is made
         return "none"
     if cfg.section("refresh")["tokenizer"] == "retrain" or tok.get("path"):
         return "retrained" if tok.get("path") is None else "given"
@@ -99,7 +101,10 @@ def _reuse_tokenizer(cfg: JobConfig, parent: str, manifest: dict[str, Any]) -> s
             f"refresh.tokenizer: {parent} has no tokenizer to reuse; "
             "set refresh.tokenizer: retrain to train one on the new documents"
         )
-    tok["path"] = posixpath.join(parent, manifest["tokenizer"].get("path", "tokenizer.json"))
+    cfg.replace(
+        "tokenizer",
+        path=posixpath.join(parent, manifest["tokenizer"].get("path", "tokenizer.json")),
+    )
     return "reused"
 
 
@@ -121,6 +126,6 @@ def prepare(cfg: JobConfig) -> Refresh | None:
     problems = training_problems(parent, manifest)
     if problems:
         raise ConfigError(f"refresh.parent: {parent}: {problems[0]}")
-    section["parent"] = parent
+    cfg.replace("refresh", parent=parent)
     tokenizer = _reuse_tokenizer(cfg, parent, manifest)
     return Refresh(parent, manifest, list(found.roots), consumed, tokenizer)

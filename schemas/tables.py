@@ -55,6 +55,17 @@ PII_FINDING_SCHEMA = pa.schema(
 )
 
 
+# The release on disk (DESIGN.md): each table's folder and schema, and every entry a run writes.
+FINDINGS_DIR = "pii"
+TABLE_SCHEMAS: dict[str, pa.Schema] = {
+    "documents": DOCUMENT_SCHEMA,
+    "drops": DROP_SCHEMA,
+    "dead_letters": DEAD_LETTER_SCHEMA,
+    FINDINGS_DIR: PII_FINDING_SCHEMA,
+}
+RELEASE_ENTRIES = (*TABLE_SCHEMAS, "_job", "reports", "index", "shards", "tokenizer.json")
+
+
 def meta_json(meta: dict) -> str:
     return json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 

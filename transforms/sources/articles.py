@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from gristmill.transforms.sources.records import (
+from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
     ReadContext,

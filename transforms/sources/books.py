@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gristmill.transforms.sources.records import (
+from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
     ReadContext,

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from resiliparse.extract.html2text import extract_plain_text
 
-from gristmill.transforms.sources.records import (
+from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
     ReadContext,

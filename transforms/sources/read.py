@@ -17,7 +17,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from gristmill.schemas.records import DeadLetter, Document, Drop, InputStat, make_doc_id
-from gristmill.transforms.sources.records import BadRecord, RawRecord, ReadContext, Reader, Skipped
+from gristmill.transforms.sources.limits import ReadLimits
+from gristmill.transforms.sources.reader_api import (
+    BadRecord,
+    RawRecord,
+    ReadContext,
+    Reader,
+    Skipped,
+)
 from gristmill.transforms.sources.streams import InputFile, classify_error
 
 READ_STAGE = "read"
@@ -91,9 +98,7 @@ def match_inputs(patterns: Iterable[str]) -> list[MatchedFile]:
 class ReadFiles(beam.DoFn):
     """Reads whole files with a format reader; nothing a reader raises stops the job."""
 
-    def __init__(
-        self, source: str, reader: Reader, options: dict[str, Any], limits: dict[str, Any]
-    ):
+    def __init__(self, source: str, reader: Reader, options: dict[str, Any], limits: ReadLimits):
         self.source = source
         self.reader = reader
         self.options = options
@@ -114,15 +119,15 @@ class ReadFiles(beam.DoFn):
             path=matched.path,
             relpath=matched.relpath,
             options=self.options,
-            max_record_bytes=self.limits["max_record_bytes"],
-            on_invalid_utf8=self.limits["on_invalid_utf8"],
+            max_record_bytes=self.limits.max_record_bytes,
+            on_invalid_utf8=self.limits.on_invalid_utf8,
         )
         records = 0
         dead = 0
         skipped: Counter[str] = Counter()
         f: InputFile | None = None
         try:
-            f = InputFile(matched.path, self.limits["max_decompressed_bytes"])
+            f = InputFile(matched.path, self.limits.max_decompressed_bytes)
             for out in self.reader(f, ctx):
                 if isinstance(out, Skipped):
                     skipped[out.kind] += 1

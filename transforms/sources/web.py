@@ -24,7 +24,7 @@ from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 from gristmill.transforms.sources import html_text as ht
-from gristmill.transforms.sources.records import (
+from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
     ReadContext,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from gristmill.transforms.sources.records import BadRecord, RawRecord, ReadContext, ReaderOutput
+from gristmill.transforms.sources.reader_api import BadRecord, RawRecord, ReadContext, ReaderOutput
 from gristmill.transforms.sources.streams import DecompressionBomb, InputFile
 from gristmill.transforms.sources.wikitext import wikitext_to_text
 

@@ -1,0 +1,232 @@
+"""The corpus job's graph: sources -> the registry's stages -> tables, training data, summary.
+
+Nothing here names a stage: the stages, their order, their parameters and what they make come
+from the registry (pipelines/registry.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from gristmill.pipelines import registry
+from gristmill.pipelines.config import ConfigError, JobConfig
+from gristmill.pipelines.report.run import AFTER, BEFORE, LengthHistogram
+from gristmill.schemas import tables
+from gristmill.schemas.records import InputStat
+from gristmill.transforms.accounting import Accounted, CountDocs, CountDrops
+from gristmill.transforms.sinks import WritePartitionedParquet, WriteShardedParquet
+from gristmill.transforms.sources import reader_for
+from gristmill.transforms.sources.read import READ_STAGE, MatchedFile, ReadFiles, match_inputs
+from gristmill.transforms.stage import IN, KEPT, Stage, StageContext
+
+
+def enabled_stages(cfg: JobConfig) -> list[Stage]:
+    """The registry's document stages this job runs, in flow order."""
+    return [s for s in registry.document_stages() if s.enabled(cfg.params_of(s.section))]
+
+
+def enabled_steps(cfg: JobConfig) -> list[Stage]:
+    """The registry's corpus steps (training data) this job runs, in order."""
+    return [s for s in registry.corpus_steps() if s.enabled(cfg.params_of(s.section))]
+
+
+def check_across(cfg: JobConfig) -> None:
+    """Each stage's checks against the other sections (e.g. shards need a tokenizer), once the
+    config is settled (a refresh points the tokenizer at its parent's first)."""
+    for stage in registry.stages():
+        if stage.check_job is None:
+            continue
+        try:
+            stage.check_job(cfg.params_of(stage.section), cfg.params)
+        except ValueError as err:
+            raise ConfigError(f"{stage.section}.{err}") from None
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What the driver settles before the pipeline starts: the inputs and the shard counts."""
+
+    files: dict[str, list[MatchedFile]]
+    input_bytes: int
+    document_shards: int
+    drop_shards: int
+    stages: list[str]  # "read", then the enabled document stages
+    steps: list[str]  # the enabled corpus steps
+
+
+def plan(cfg: JobConfig, skip: Callable[[dict], dict] | None = None) -> JobPlan:
+    """`skip`: drops input files before the plan is made (a refresh's already-read inputs)."""
+    check_across(cfg)
+    files = {s.name: match_inputs(s.paths) for s in cfg.sources}
+    if skip is not None:
+        files = skip(files)
+    total = sum(f.size for group in files.values() for f in group)
+    shards = cfg.section("shards")
+    doc_shards = shards["documents"] or max(1, math.ceil(total / shards["target_bytes"]))
+    stages = [READ_STAGE] + [s.name for s in enabled_stages(cfg)]
+    steps = [s.name for s in enabled_steps(cfg)]
+    return JobPlan(files, total, doc_shards, max(1, math.ceil(doc_shards / 16)), stages, steps)
+
+
+def _input_tally(stat: InputStat):
+    return (READ_STAGE, stat.source, IN, ""), (stat.records, stat.bytes)
+
+
+def _sum_pairs(pairs):
+    docs = nbytes = 0
+    for d, b in pairs:
+        docs += d
+        nbytes += b
+    return docs, nbytes
+
+
+def _doc_id(doc) -> str:
+    return doc.id
+
+
+@dataclass
+class Collected:
+    """What the graph gathers on the way for the sinks and the summary."""
+
+    drops: list[beam.PCollection]
+    tallies: list[beam.PCollection]
+    files: list[beam.PCollection]
+    reports: list[beam.PCollection]
+
+    def extras(self, extras: dict[str, beam.PCollection]) -> None:
+        if "files" in extras:
+            self.files.append(extras["files"])
+        if "report" in extras:
+            self.reports.append(extras["report"])
+
+
+def _read(p: beam.Pipeline, cfg: JobConfig, job: JobPlan):
+    """Every source's files read: (documents, read drops, dead letters, input stats)."""
+    limits = cfg.params_of("read")
+    docs, drops, dead, inputs = [], [], [], []
+    for source in cfg.sources:
+        out = (
+            p
+            | f"Files/{source.name}" >> beam.Create(job.files[source.name])
+            | f"Spread/{source.name}" >> beam.Reshuffle()
+            | f"Read/{source.name}"
+            >> beam.ParDo(
+                ReadFiles(source.name, reader_for(source.kind), source.options, limits)
+            ).with_outputs("drops", "dead", "inputs", main="docs")
+        )
+        docs.append(out.docs)
+        drops.append(out.drops)
+        dead.append(out.dead)
+        inputs.append(out.inputs)
+    return (
+        docs | "ReadDocs" >> beam.Flatten(),
+        drops | "ReadDrops" >> beam.Flatten(),
+        dead | "AllDeadLetters" >> beam.Flatten(),
+        inputs | "InputStats" >> beam.Flatten(),
+    )
+
+
+def _context(cfg: JobConfig, name: str) -> StageContext:
+    kinds = {s.name: s.kind for s in cfg.sources}
+    return StageContext(name, cfg.output, cfg.raw["seed"], kinds, cfg.params)
+
+
+def _stages(docs, cfg: JobConfig, got: Collected):
+    """The document stages, each wrapped in its accounting; returns the documents kept."""
+    for stage in enabled_stages(cfg):
+        transform = stage.build(cfg.params_of(stage.section), _context(cfg, stage.name))
+        result = docs | stage.name.capitalize() >> Accounted(stage.name, transform)
+        docs = result.kept
+        got.drops.append(result.drops)
+        got.tallies.extend(result.tallies)
+        got.extras(result.extras)
+    return docs
+
+
+class _Step(beam.PTransform):
+    """One corpus step, labelled by its name (the live progress reads the label)."""
+
+    def __init__(self, step: Stage, params, ctx: StageContext, made: dict):
+        super().__init__()
+        self.step, self.params, self.ctx, self.made = step, params, ctx, made
+
+    def expand(self, docs):
+        return self.step.build(self.params, self.ctx, docs, self.made)
+
+
+def _steps(docs, cfg: JobConfig, got: Collected) -> dict[str, beam.PCollection]:
+    """The corpus steps in order, each given what the earlier ones made."""
+    made: dict[str, beam.PCollection] = {}
+    for step in enabled_steps(cfg):
+        ctx = _context(cfg, step.name)
+        out = docs | step.name.capitalize() >> _Step(step, cfg.params_of(step.section), ctx, made)
+        made.update(out)
+        got.extras(out)
+    return made
+
+
+def _document_sink(cfg: JobConfig, job: JobPlan) -> beam.PTransform:
+    args = (cfg.output, "documents/part", job.document_shards, tables.documents_table)
+    for stage in enabled_stages(cfg):
+        pick = stage.output_partition and stage.output_partition(cfg.params_of(stage.section))
+        if pick:
+            return WritePartitionedParquet(*args, _doc_id, _doc_id, partition=pick)
+    return WriteShardedParquet(*args, _doc_id, _doc_id)
+
+
+def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCollection]:
+    """Adds the whole job to `p`; returns the PCollections the release summary needs."""
+    docs, read_drops, dead, input_stats = _read(p, cfg, job)
+    got = Collected([read_drops], [], [], [])
+    got.tallies = [
+        input_stats | "CountRead/In" >> beam.Map(_input_tally),
+        docs | "CountRead/Kept" >> beam.ParDo(CountDocs(READ_STAGE, KEPT)),
+        read_drops | "CountRead/Dropped" >> beam.ParDo(CountDrops(READ_STAGE)),
+    ]
+    # document lengths as read and as kept, for the run report's before/after histograms
+    got.reports.append(docs | "CountRead/Lengths" >> LengthHistogram(BEFORE))
+    docs = _stages(docs, cfg, got)
+    got.reports.append(docs | "Lengths/Documents" >> LengthHistogram(AFTER))
+    made = _steps(docs, cfg, got)
+    root = cfg.output
+    doc_files = docs | "WriteDocuments" >> _document_sink(cfg, job)
+    drop_files = (
+        got.drops
+        | "AllDrops" >> beam.Flatten()
+        | "WriteDrops"
+        >> WriteShardedParquet(
+            root,
+            "drops/part",
+            job.drop_shards,
+            tables.drops_table,
+            lambda d: d.id,
+            lambda d: (d.id, d.stage),
+        )
+    )
+    dead_files = dead | "WriteDeadLetters" >> WriteShardedParquet(
+        root,
+        "dead_letters/part",
+        1,
+        tables.dead_letters_table,
+        lambda d: d.file,
+        lambda d: (d.source, d.file, d.offset, d.error, d.detail),
+    )
+    totals = (
+        got.tallies
+        | "AllTallies" >> beam.Flatten()
+        | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
+    )
+    files = (doc_files, drop_files, dead_files, *got.files) | "AllFiles" >> beam.Flatten()
+    report = got.reports | "AllReports" >> beam.Flatten()
+    return {
+        "totals": totals,
+        "files": files,
+        "inputs": input_stats,
+        "report": report,
+        "docs": docs,
+        "tokenizer": made.get("tokenizer"),
+    }

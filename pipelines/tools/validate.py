@@ -1,0 +1,231 @@
+"""`gristmill validate RELEASE`: does the release on disk still say what its manifest says?
+
+Checks every listed file (present, bytes, sha256, rows), the table schemas against
+`schemas/tables.py` and the masked-LM shard schema, the tokenizer's hash (manifest, file and
+every shard's metadata), the accounting invariant, and that nothing unlisted sits among the
+data. Each problem is one line that starts with the file it is about. Works on any Beam
+filesystem, so a release in a bucket is checked where it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import posixpath
+import sys
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from gristmill.schemas import tables
+from gristmill.transforms.accounting import accounting_problems, table_of
+from gristmill.transforms.sources.read import file_sha256
+
+MANIFEST = "manifest.json"
+TABLE_SCHEMAS: dict[str, pa.Schema] = tables.TABLE_SCHEMAS
+ALWAYS_ALLOWED = ("reports/",)  # written around the manifest, never listed in it
+
+
+def _open(root: str, rel: str):
+    return FileSystems.open(
+        posixpath.join(root, rel), compression_type=CompressionTypes.UNCOMPRESSED
+    )
+
+
+def _digest(root: str, rel: str) -> tuple[int, str]:
+    return file_sha256(posixpath.join(root, rel))
+
+
+def _rows_and_schema(root: str, rel: str) -> tuple[int | None, pa.Schema | None]:
+    """(rows, schema) of a table file; (None, None) for files that are not tables."""
+    with _open(root, rel) as fh:
+        if rel.endswith(".parquet"):
+            pf = pq.ParquetFile(fh)
+            return pf.metadata.num_rows, pf.schema_arrow
+        if rel.endswith(".arrow"):
+            with pa.ipc.open_stream(fh) as reader:
+                return sum(b.num_rows for b in reader), reader.schema
+    return None, None
+
+
+def _shard_problems(rel: str, schema: pa.Schema, tokenizer: dict | None) -> list[str]:
+    try:
+        from gristmill.schemas import mlm
+    except ImportError:  # the masked-LM schema is not part of this install
+        return []
+    problems = []
+    names = [n for n in mlm.COLUMNS if n in schema.names]
+    if schema.names != names or names[:4] != list(mlm.COLUMNS[:4]):
+        problems.append(f"{rel}: columns {schema.names}, expected {list(mlm.COLUMNS)}")
+    for field in schema:
+        if not pa.types.is_fixed_size_list(field.type):
+            problems.append(f"{rel}: column {field.name} is {field.type}, not a fixed-size list")
+    try:
+        meta = mlm.shard_metadata(schema)
+    except ValueError as err:
+        return [*problems, f"{rel}: {err}"]
+    if tokenizer and meta.get("tokenizer_sha256") != tokenizer.get("sha256"):
+        problems.append(
+            f"{rel}: shard metadata names tokenizer {meta.get('tokenizer_sha256')}, "
+            f"manifest has {tokenizer.get('sha256')}"
+        )
+    return problems
+
+
+def check_file(root: str, entry: dict, tokenizer: dict | None) -> list[str]:
+    """One listed output: present, same bytes and sha256, same rows, the expected schema."""
+    rel = entry["path"]
+    if not FileSystems.exists(posixpath.join(root, rel)):
+        return [f"{rel}: missing (listed in {MANIFEST})"]
+    problems = []
+    size, sha = _digest(root, rel)
+    if size != entry["bytes"]:
+        problems.append(f"{rel}: {size} bytes, {MANIFEST} says {entry['bytes']}")
+    if sha != entry["sha256"]:
+        problems.append(f"{rel}: sha256 {sha}, {MANIFEST} says {entry['sha256']}")
+    try:
+        rows, schema = _rows_and_schema(root, rel)
+    except Exception as err:  # a damaged file must be named, not crash the check
+        kind = "Parquet" if rel.endswith(".parquet") else "an Arrow stream"
+        return [*problems, f"{rel}: cannot be read as {kind}: {str(err)[:200]}"]
+    if rows is None:
+        return problems
+    if rows != entry["rows"]:
+        problems.append(f"{rel}: {rows} rows, {MANIFEST} says {entry['rows']}")
+    expected = TABLE_SCHEMAS.get(table_of(rel))
+    if (
+        expected is not None
+        and rel.endswith(".parquet")
+        and not schema.remove_metadata().equals(expected.remove_metadata())
+    ):
+        problems.append(f"{rel}: schema differs from schemas/tables.py: {schema.remove_metadata()}")
+    if rel.endswith(".arrow"):
+        problems.extend(_shard_problems(rel, schema, tokenizer))
+    return problems
+
+
+def training_problems(root: str, manifest: dict) -> list[str]:
+    """The tokenizer against the manifest, and each shard's schema against the tokenizer: what a
+    refresh that reuses this release's tokenizer relies on (schemas only, no rows read)."""
+    tokenizer = manifest.get("tokenizer")
+    problems = check_tokenizer(root, tokenizer)
+    for entry in manifest.get("outputs", []):
+        rel = entry["path"]
+        if not rel.endswith(".arrow"):
+            continue
+        if not FileSystems.exists(posixpath.join(root, rel)):
+            problems.append(f"{rel}: missing (listed in {MANIFEST})")
+            continue
+        with _open(root, rel) as fh, pa.ipc.open_stream(fh) as reader:
+            problems.extend(_shard_problems(rel, reader.schema, tokenizer))
+    return problems
+
+
+def check_tokenizer(root: str, tokenizer: dict | None) -> list[str]:
+    if not tokenizer:
+        return []
+    rel = tokenizer.get("path", "tokenizer.json")
+    if not FileSystems.exists(posixpath.join(root, rel)):
+        return [f"{rel}: missing (the manifest's tokenizer)"]
+    _, sha = _digest(root, rel)
+    if sha != tokenizer.get("sha256"):
+        return [f"{rel}: sha256 {sha}, {MANIFEST} tokenizer.sha256 says {tokenizer.get('sha256')}"]
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return []
+    try:
+        with _open(root, rel) as fh:
+            size = Tokenizer.from_str(fh.read().decode("utf-8")).get_vocab_size()
+    except Exception as err:
+        return [f"{rel}: cannot be loaded as a tokenizer: {str(err)[:200]}"]
+    if "vocab_size" in tokenizer and size != tokenizer["vocab_size"]:
+        return [
+            f"{rel}: vocabulary of {size}, {MANIFEST} tokenizer.vocab_size says {tokenizer['vocab_size']}"
+        ]
+    return []
+
+
+def check_accounting(manifest: dict) -> list[str]:
+    """The job's own accounting check (transforms/accounting.py), on the manifest as written."""
+    problems = accounting_problems(
+        manifest["stages"], manifest["inputs"], manifest["outputs"], manifest.get("counts")
+    )
+    return [f"{MANIFEST} stages: {p}" for p in problems]
+
+
+def check_drop_reasons(root: str, manifest: dict) -> list[str]:
+    """Every drops/ row is counted under its stage and reason in the manifest, and only there."""
+    found: Counter[tuple[str, str]] = Counter()
+    for o in manifest["outputs"]:
+        if table_of(o["path"]) == "drops" and o["path"].endswith(".parquet"):
+            try:
+                with _open(root, o["path"]) as fh:
+                    t = pq.read_table(fh, columns=["stage", "reason"])
+            except Exception:
+                return []  # already reported by check_file
+            found.update(zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True))
+    counted = Counter(
+        {(s["name"], r): n for s in manifest["stages"] for r, n in s["dropped"].items()}
+    )
+    return [
+        f"drops/: {found.get(k, 0)} rows for {k[0]}/{k[1]}, {MANIFEST} counts {counted.get(k, 0)}"
+        for k in sorted(set(found) | set(counted))
+        if found.get(k, 0) != counted.get(k, 0)
+    ]
+
+
+def check_extra_files(root: str, manifest: dict) -> list[str]:
+    listed = {o["path"] for o in manifest["outputs"]} | {MANIFEST}
+    if manifest.get("tokenizer"):
+        listed.add(manifest["tokenizer"].get("path", "tokenizer.json"))
+    prefix = root.rstrip("/") + "/"
+    problems = []
+    for meta in FileSystems.match([prefix + "**"])[0].metadata_list:
+        rel = meta.path[len(prefix) :] if meta.path.startswith(prefix) else meta.path
+        if rel not in listed and not rel.startswith(ALWAYS_ALLOWED):
+            problems.append(f"{rel}: not listed in {MANIFEST}")
+    return sorted(problems)
+
+
+def validate_release(root: str) -> list[str]:
+    """Every problem found, one line each, naming its file; [] for a sound release."""
+    path = posixpath.join(root, MANIFEST)
+    if not FileSystems.exists(path):
+        return [f"{MANIFEST}: missing: {root} is not a complete release"]
+    try:
+        with _open(root, MANIFEST) as fh:
+            manifest: dict[str, Any] = json.loads(fh.read().decode("utf-8"))
+        for key in ("stages", "inputs", "outputs"):
+            if not isinstance(manifest.get(key), list):
+                return [f"{MANIFEST}: no {key} list"]
+    except ValueError as err:
+        return [f"{MANIFEST}: not valid JSON: {err}"]
+    tokenizer = manifest.get("tokenizer")
+    problems: list[str] = []
+    for entry in manifest["outputs"]:
+        problems.extend(check_file(root, entry, tokenizer))
+    problems.extend(check_tokenizer(root, tokenizer))
+    problems.extend(check_accounting(manifest))
+    problems.extend(check_drop_reasons(root, manifest))
+    problems.extend(check_extra_files(root, manifest))
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`gristmill validate RELEASE`: 0 when sound; 1 and one line per problem otherwise."""
+    parser = argparse.ArgumentParser(prog="gristmill validate")
+    parser.add_argument("release", help="release directory (holds manifest.json)")
+    args = parser.parse_args(argv)
+    problems = validate_release(args.release)
+    for line in problems:
+        print(f"gristmill validate: {posixpath.join(args.release, line)}", file=sys.stderr)
+    if problems:
+        print(f"{args.release}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.release}: ok (files, checksums, rows, schemas and accounting agree)")
+    return 0

@@ -1,0 +1,141 @@
+"""reports/privacy.json and privacy.html from the rows of a real pii stage run."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from gristmill.pipelines.report.privacy import build_report, residual_summary, write_privacy_report
+from gristmill.schemas.records import Document
+from gristmill.transforms.params import defaults
+from gristmill.transforms.params import load as load_params
+from gristmill.transforms.pii import stage as pii
+from gristmill.transforms.stage import StageContext
+
+SALT = "report test salt, long enough"
+DOCS = [
+    ("mail", "Hi, reach me at ann.lee@example.com or +1 212 555 0143. Card 4111-1111-1111-1111."),
+    ("mail", "Server 192.168.10.4 rebooted; ping ops@example.net. Ann Lee signed off."),
+    ("mail", "Nothing personal in this note at all, just the weather in general terms."),
+    ("web", "Support: help@example.org, phone (415) 555-0199, SSN form 536-22-8745 attached."),
+    ("web", "Plain text about rivers and hills without any contact details whatsoever."),
+]
+RAW = [
+    "ann.lee@example.com",
+    "212 555 0143",
+    "4111-1111-1111-1111",
+    "192.168.10.4",
+    "ops@example.net",
+    "help@example.org",
+    "(415) 555-0199",
+    "536-22-8745",
+]
+
+
+def _write_rows(rows, path):
+    Path(path).write_text(json.dumps(sorted(rows)))
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> tuple[Path, list, dict]:
+    root = tmp_path_factory.mktemp("release")
+    s = copy.deepcopy(defaults(pii.PiiParams))
+    s.update(salt=SALT, examples_per_type=2)
+    s["residual"]["sample_rate"] = 1.0
+    load_params(pii.PiiParams, s)
+    docs = [Document(f"d{i}", src, "p", text, "en") for i, (src, text) in enumerate(DOCS)]
+    rows_path = root / "rows.json"
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        _, _, extras = p | beam.Create(docs) | pii.build(s, StageContext("pii", str(root), 0, {}))
+        _ = (
+            extras["report"]
+            | beam.Map(list)
+            | beam.combiners.ToList()
+            | beam.Map(_write_rows, str(rows_path))
+        )
+    rows = [tuple(r) for r in json.loads(rows_path.read_text())]
+    write_privacy_report(str(root), rows, {"pii": s})
+    return root, rows, s
+
+
+@pytest.mark.job
+def test_report_json_counts_and_residual(release):
+    root, rows, _ = release
+    report = json.loads((root / "reports" / "privacy.json").read_text())
+    totals = report["totals"]
+    assert totals["documents"] == 5
+    assert totals["documents_with_findings"] == 3
+    assert totals["bytes"] == sum(len(t) for _, t in DOCS)
+    by_type = totals["by_type"]
+    assert by_type["EMAIL_ADDRESS"]["findings"] == 3
+    assert by_type["PHONE_NUMBER"]["findings"] == 2
+    assert by_type["CREDIT_CARD"]["findings"] == by_type["US_SSN"]["findings"] == 1
+    assert by_type["IP_ADDRESS"]["findings"] == 1
+    assert sum(by_type["EMAIL_ADDRESS"]["score_histogram"]) == 3
+    assert report["sources"]["mail"]["documents"] == 3
+    assert report["sources"]["web"]["entities"]["PHONE_NUMBER"]["per_mb"] > 0
+    assert report["checks"] == {"findings_rows": 8, "findings_counted": 8, "findings_match": True}
+    residual = report["residual"]
+    assert residual["documents"] == 5 and residual["verdict"] == "pass"
+    assert residual["pattern_findings"] == 0
+    assert (
+        residual["findings"].get("PERSON", 0) >= 1
+    )  # fast mode leaves "Ann Lee"; the scan sees it
+    assert report["engine"]["spacy_model"]["version"] == "3.8.0"
+    assert report["engine"]["presidio-analyzer"]
+
+
+def test_report_never_holds_values_or_the_salt(release):
+    root, _, _ = release
+    for name in ("privacy.json", "privacy.html"):
+        text = (root / "reports" / name).read_text()
+        for value in [*RAW, SALT]:
+            assert value not in text, (name, value)
+    report = json.loads((root / "reports" / "privacy.json").read_text())
+    assert "salt" not in json.dumps(report["config"]).replace('"salt": {', "")
+    assert len(report["config"]["salt"]["fingerprint"]) == 16
+    examples = report["examples"]["mail"]["EMAIL_ADDRESS"]
+    assert 1 <= len(examples) <= 2 and all("<EMAIL_ADDRESS>" in e for e in examples)
+
+
+def test_examples_are_deterministic(release):
+    root, rows, s = release
+    again = build_report(rows, {"pii": s})
+    first = json.loads((root / "reports" / "privacy.json").read_text())
+    assert again["examples"] == first["examples"]
+
+
+def test_html_is_self_contained(release):
+    root, _, _ = release
+    page = (root / "reports" / "privacy.html").read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "<style>" in page
+    for external in (
+        r"\bsrc\s*=",
+        r"\bhref\s*=",
+        r"url\(",
+        r"@import",
+        r"<script",
+        r"<link",
+        r"https?://",
+    ):
+        assert not re.search(external, page, re.I), external
+    assert "Residual scan" in page and ">pass<" in page
+
+
+def test_residual_verdict():
+    assert (
+        residual_summary({"documents": 3, "bytes": 10, "findings": {}}, "fast")["verdict"] == "pass"
+    )
+    failed = residual_summary(
+        {"documents": 3, "bytes": 10, "findings": {"PHONE_NUMBER": 1}}, "fast"
+    )
+    assert failed["verdict"] == "fail" and failed["pattern_findings"] == 1
+    names = residual_summary({"documents": 3, "bytes": 10, "findings": {"PERSON": 4}}, "fast")
+    assert names["verdict"] == "pass" and names["other_findings"] == 4 and names["note"]
+    assert residual_summary({"enabled": False}, "fast")["verdict"] == "not run"

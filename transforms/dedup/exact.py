@@ -1,0 +1,126 @@
+"""Exact dedup (stage "dedup_exact"): documents whose normalized text is identical.
+
+The key is xxh3-128 of the text with every whitespace run made one space and the ends stripped
+(the normalize stage has already applied NFC, mojibake repair and control-character rules).
+One survivor per key: the smallest rank key (see dedup_params). Every other member is a Drop
+`exact_duplicate` with `survivor=<id>` in its detail.
+
+Memory: documents are never grouped by key. The winner per key is a CombinePerKey over small
+(rank key, count) accumulators, combined before the shuffle; each member's rank key then meets
+its key's single winner in a join whose member side is streamed (JoinOneToMany), and the verdicts
+reach the documents through a join keyed by document id (a group of one document). So 100,000
+identical documents cost one accumulator per worker and bundle, never a list of 100,000 texts.
+Kept documents' keys go to `index/exact-*.parquet` (hash, id) for later runs.
+
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import pyarrow as pa
+import xxhash
+
+from gristmill.transforms.dedup.joins import JoinOneToMany
+from gristmill.transforms.dedup.params import DedupParams, DedupSettings, dedup_stage, exact_enabled
+from gristmill.transforms.dedup.survivors import ApplyVerdicts, ClusterReport, detail
+from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.stage import Cost, StageContext
+
+NAME = "dedup_exact"
+REASON = "exact_duplicate"
+INDEX_SCHEMA = pa.schema([("hash", pa.string()), ("id", pa.string())])
+
+
+def exact_key(text: str) -> bytes:
+    """128-bit key of a text, whitespace-insensitive."""
+    return xxhash.xxh3_128_digest(" ".join(text.split()).encode("utf-8", "surrogatepass"))
+
+
+def _key(params: DedupParams):
+    def key(doc):
+        return exact_key(doc.text), params.node(doc.source, doc.id)
+
+    return key
+
+
+class _Best(beam.CombineFn):
+    """(smallest node, members) of one key."""
+
+    def create_accumulator(self):
+        return (None, 0)
+
+    def add_input(self, acc, node):
+        best, n = acc
+        return (node if best is None or node < best else best, n + 1)
+
+    def merge_accumulators(self, accs):
+        best, n = None, 0
+        for b, k in accs:
+            n += k
+            if b is not None and (best is None or b < best):
+                best = b
+        return best, n
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _verdicts(joined):
+    _, winner, node = joined
+    best, _ = winner
+    if node != best:
+        yield node[1], (best[1], detail(survivor=best[1]))
+
+
+def index_table(rows: list[tuple[str, str]]) -> pa.Table:
+    """(id, hash hex) rows -> the index table."""
+    return pa.Table.from_pylist([{"hash": h, "id": i} for i, h in rows], schema=INDEX_SCHEMA)
+
+
+class ExactDedup(beam.PTransform):
+    def __init__(self, params: DedupParams, ctx: StageContext):
+        super().__init__()
+        self.params = params
+        self.ctx = ctx
+
+    def expand(self, docs):
+        params = self.params
+        members = docs | "Key" >> beam.Map(_key(params))
+        winners = members | "Winner" >> beam.CombinePerKey(_Best())
+        verdicts = (
+            (winners, members) | "Join" >> JoinOneToMany() | "Verdicts" >> beam.FlatMap(_verdicts)
+        )
+        joined = (docs, verdicts)
+        if params.index:  # the kept documents' hashes ride along to the index
+            joined += (members | "HashById" >> beam.Map(lambda kn: (kn[1][1], kn[0].hex())),)
+        out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
+        groups = winners | "Groups" >> beam.FlatMap(
+            lambda kw: [("groups", 1)] if kw[1][1] > 1 else []
+        )
+        report = (out.pairs, out.kept, groups) | "Report" >> ClusterReport(
+            NAME, params.report_top, {"groups": 0}
+        )
+        extras = {"report": report}
+        if params.index:
+            extras["files"] = out.extra | "Index" >> WriteShardedParquet(
+                self.ctx.output,
+                "index/exact",
+                params.index_shards,
+                index_table,
+                lambda row: row[1],
+                lambda row: (row[1], row[0]),
+            )
+        return out.kept, out.drops, extras
+
+
+def build(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
+    return ExactDedup(DedupParams.from_section(settings, ctx.seed), ctx)
+
+
+STAGE = dedup_stage(
+    NAME,
+    build,
+    exact_enabled,
+    Cost(60, 0.0, 58, 0.0),
+    "identical normalized text: one survivor per group",
+)

@@ -1,0 +1,274 @@
+"""Near-duplicate detection (stage "dedup_near"): MinHash signatures, LSH bands, candidate pairs,
+verification, connected components, one survivor per cluster.
+
+Where each part lives:
+- minhash_shingles: text to shingle hashes (tokens, n-grams, segments of long documents);
+- minhash_signer: MinHash signatures (datasketch's affine32 permutations, bit for bit) and the
+  bottom-k sketches that verification compares;
+- minhash_lsh: band keys, candidate edges from LSH buckets, verification by estimated Jaccard;
+- components: the Beam joins and connected components; survivors: verdicts, report, index tables;
+- here: the stage itself, the composition of those steps in Beam.
+
+The Beam side: documents are signed a batch at a time (`_Sign`, `batch_chars` of text per numpy
+batch); a document without tokens has no signature and is kept without comparison (counted
+`<source>.no_tokens`: literal copies of it are exact dedup's business). Each signed document emits
+one (band, bucket) key per band; buckets give candidate edges, which meet their endpoints'
+sketches (only candidates' sketches travel on) and are verified; verified edges go through
+components.ConnectedComponents; each non-root node is dropped with `survivor=<root id>
+jaccard=<estimated Jaccard to the survivor, from the sketches>`.
+
+Every public name of the parts stays importable from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from gristmill.transforms.accounting import SourceCounters
+from gristmill.transforms.dedup.components import ConnectedComponents
+from gristmill.transforms.dedup.joins import AttachEndpoints, ValuesOfEndpoints
+from gristmill.transforms.dedup.lsh import (
+    BAND_BASE,
+    CandidatePairs,
+    VerifiedPairs,
+    band_key,
+    band_keys,
+    band_rows,
+    scorer,
+)
+from gristmill.transforms.dedup.params import DedupParams, DedupSettings, dedup_stage, near_enabled
+from gristmill.transforms.dedup.shingles import (
+    M64,
+    SEGMENT_CHARS,
+    SEGMENT_OVERLAP,
+    SHINGLE_BASE,
+    TABLE_SIZE,
+    TOKEN_BASE,
+    UNSPACED_RANGES,
+    char_table,
+    segments,
+)
+from gristmill.transforms.dedup.signer import (
+    CHUNK,
+    U32_MAX,
+    Signed,
+    Signer,
+    bottom_k,
+    jaccard,
+    permutations,
+    sketch_jaccard,
+)
+from gristmill.transforms.dedup.survivors import (
+    ApplyVerdicts,
+    ClusterReport,
+    bands_table,
+    detail,
+    index_meta,
+    signatures_table,
+)
+from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.stage import Cost, StageContext
+
+__all__ = [
+    "BAND_BASE",
+    "CHUNK",
+    "FLAG_NAMES",
+    "M64",
+    "REASON",
+    "SEGMENT_CHARS",
+    "SEGMENT_OVERLAP",
+    "SHINGLE_BASE",
+    "NAME",
+    "STAGE",
+    "TABLE_SIZE",
+    "TOKEN_BASE",
+    "U32_MAX",
+    "UNSPACED_RANGES",
+    "NearDedup",
+    "Signed",
+    "Signer",
+    "band_key",
+    "band_keys",
+    "bottom_k",
+    "build",
+    "char_table",
+    "jaccard",
+    "permutations",
+    "segments",
+    "sketch_jaccard",
+]
+
+NAME = "dedup_near"
+REASON = "near_duplicate"
+FLAG_NAMES = ("no_tokens", "word_ngrams", "short_doc", "char_ngrams")
+
+
+class _Sign(beam.DoFn):
+    """Documents -> (id, signature bytes); tagged "bands": (band key, node) and "sketches":
+    (id, bottom-k sketch bytes). Buffers `batch_chars` of text per numpy batch, never more;
+    counts <source>.<flag> (FLAG_NAMES) per document."""
+
+    def __init__(self, params: DedupParams):
+        self.params = params
+
+    def setup(self):
+        self.signer = Signer(self.params.near, self.params.seed)
+        self._counters = SourceCounters(NAME)
+
+    def start_bundle(self):
+        self.buf: list[tuple] = []
+        self.chars = 0
+
+    def process(self, doc):
+        self.buf.append((self.params.node(doc.source, doc.id), doc.source, doc.text, doc.lang))
+        self.chars += len(doc.text) + 1
+        if self.chars >= self.params.near.batch_chars:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for out in self._flush():
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(
+                    out.tag, WindowedValue(out.value, MIN_TIMESTAMP, [GlobalWindow()])
+                )
+            else:
+                yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+
+    def _flush(self):
+        buf, self.buf, self.chars = self.buf, [], 0
+        if not buf:
+            return
+        near = self.params.near
+        got = self.signer.sign([b[2] for b in buf], [b[3] for b in buf])
+        keys = band_keys(got.sig, near.bands, near.rows).tolist()
+        for i, ((node, source, _, _), flag, row) in enumerate(
+            zip(buf, got.flags, keys, strict=True)
+        ):
+            self._counters.inc(source, FLAG_NAMES[flag])
+            if flag == 0:
+                continue
+            yield node[1], got.sig[i].tobytes()
+            if near.verify_k:
+                yield beam.pvalue.TaggedOutput("sketches", (node[1], got.sketch(i)))
+            for band, bucket in enumerate(row):
+                yield beam.pvalue.TaggedOutput("bands", (band_key(band, bucket), node))
+
+
+def _verdict(scored):
+    root, node, j = scored
+    return node[1], (root[1], detail(survivor=root[1], jaccard=f"{j:.4f}"))
+
+
+def _count_as(name: str):
+    return lambda _: (name, 1)
+
+
+class NearDedup(beam.PTransform):
+    """Documents -> (kept, drops, extras); see the module docstring, joins.py and components.py."""
+
+    def __init__(self, params: DedupParams, ctx: StageContext):
+        super().__init__()
+        self.params = params
+        self.ctx = ctx
+
+    def expand(self, docs):
+        params, near = self.params, self.params.near
+        signed = docs | "Sign" >> beam.ParDo(_Sign(params)).with_outputs(
+            "bands", "sketches", main="sigs"
+        )
+        sigs = signed.sigs
+        candidates = signed.bands | "CandidatePairs" >> CandidatePairs(NAME, near.max_bucket_size)
+        counts = [candidates | "CountCandidates" >> beam.Map(_count_as("candidate_pairs"))]
+        # only candidates' sketches travel on: every node of a verified edge or cluster is one
+        scored_by = (
+            candidates,
+            signed.sketches if near.verify_k else sigs,
+        ) | "CandidateSketches" >> ValuesOfEndpoints(lambda n: n[1])
+        edges = candidates
+        if near.verify:
+            edges = (candidates, scored_by) | "Verified" >> VerifiedPairs(
+                NAME, params.threshold, near.verify_k
+            )
+            counts.append(edges | "CountVerified" >> beam.Map(_count_as("verified_pairs")))
+        cc = edges | "Components" >> ConnectedComponents(NAME, near.max_rounds)
+        counts.append(cc.unsettled | "CountUnsettled" >> beam.Map(_count_as("unsettled_nodes")))
+        verdicts = (
+            (cc.labels | "RootFirst" >> beam.Map(lambda nr: (nr[1], nr[0])), scored_by)
+            | "AttachRoot" >> AttachEndpoints(NAME, lambda n: n[1])
+            | "ScoreRoot" >> beam.Map(scorer(near.verify_k))
+            | "Verdicts" >> beam.Map(_verdict)
+        )
+        joined = (docs, verdicts, sigs) if params.index else (docs, verdicts)
+        out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
+        count_rows = counts | "AllCounts" >> beam.Flatten()
+        report = (out.pairs, out.kept, count_rows) | "Report" >> ClusterReport(
+            NAME, params.report_top, self._static()
+        )
+        extras = {"report": report}
+        if params.index:
+            extras["files"] = self._index_files(out.extra)
+        return out.kept, out.drops, extras
+
+    def _static(self) -> dict[str, Any]:
+        """The report rows known before the run (parameters) and the counts that start at 0."""
+        params, near = self.params, self.params.near
+        return {
+            "params": {
+                "threshold": params.threshold,
+                "num_perm": near.num_perm,
+                "bands": near.bands,
+                "rows": near.rows,
+                "ngram": near.ngram,
+                "verify_k": near.verify_k if near.verify else None,
+                "rounds": near.max_rounds,
+            },
+            "candidate_pairs": 0,
+            "verified_pairs": 0,
+            "unsettled_nodes": 0,
+        }
+
+    def _index_files(self, kept_sigs):
+        """(id, signature) of kept documents -> index/signatures-* and index/bands-* files."""
+        params, near = self.params, self.params.near
+        meta = index_meta(params)
+        n = params.index_shards
+        sig_files = kept_sigs | "IndexSignatures" >> WriteShardedParquet(
+            self.ctx.output,
+            "index/signatures",
+            n,
+            signatures_table(meta),
+            lambda row: row[0],
+            lambda row: row[0],
+        )
+        band_files = (
+            kept_sigs
+            | "BandRows" >> beam.FlatMap(band_rows(near.bands, near.rows))
+            | "IndexBands"
+            >> WriteShardedParquet(
+                self.ctx.output,
+                "index/bands",
+                n,
+                bands_table(meta),
+                lambda row: f"{row[0]}:{row[1]}",
+                lambda row: row,
+            )
+        )
+        return (sig_files, band_files) | "IndexFiles" >> beam.Flatten()
+
+
+def build(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
+    return NearDedup(DedupParams.from_section(settings, ctx.seed), ctx)
+
+
+STAGE = dedup_stage(
+    NAME,
+    build,
+    near_enabled,
+    Cost(137, 12.1, 144, 12.2),
+    "MinHash + LSH near-duplicates, connected components, one survivor per cluster",
+)
