@@ -1,8 +1,4 @@
-"""The real text the dedup benches run on: corpus records cut into documents, edited copies.
-
-bench/dedup.py (quality and speed) and bench/dedup_memory.py (peak memory) both build their
-inputs from these, so the two measure the same kind of text.
-"""
+"""The real text the dedup bench runs on: corpus records cut into documents, edited copies."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 SAMPLE_S = 0.2
-# Beam's SDK worker, and the one gristmill's local runner starts (runners/local/worker.py)
-WORKER_MARKS = ("sdk_worker_main", "gristmill.runners.local.worker")
+# Beam's SDK worker, and the worker processes of a local run (runners/local/pool.py: spawned)
+WORKER_MARKS = ("sdk_worker_main", "multiprocessing.spawn import spawn_main")
 
 
 def role(cmdline: list[str], is_root: bool) -> str:
@@ -23,8 +23,8 @@ def role(cmdline: list[str], is_root: bool) -> str:
     return "worker" if any(m in line for m in WORKER_MARKS) and not shell else "other"
 
 
-def _tree(root: int) -> dict[int, tuple[list[str], int]]:
-    """pid -> (cmdline, peak bytes so far) for root and its descendants."""
+def tree_pids(root: int) -> set[int]:
+    """`root` and every process under it, now."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -36,6 +36,12 @@ def _tree(root: int) -> dict[int, tuple[list[str], int]]:
         kids = [p for p, pp in parents.items() if pp in frontier and p not in pids]
         pids.update(kids)
         frontier = kids
+    return pids
+
+
+def _tree(root: int) -> dict[int, tuple[list[str], int]]:
+    """pid -> (cmdline, peak bytes so far) for root and its descendants."""
+    pids = tree_pids(root)
     out = {}
     for pid in pids:
         try:

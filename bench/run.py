@@ -134,10 +134,8 @@ def _beside_others(corpus: Path, results: dict) -> None:
     print()
 
     from bench import dedup as dedup_bench
-    from bench import dedup_memory
 
     results["dedup"] = dedup_bench.main(["--corpus", str(corpus)])
-    results["dedup_memory"] = dedup_memory.main(["--corpus", str(corpus)])
     print()
 
     from bench import pii as pii_bench

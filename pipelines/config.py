@@ -100,8 +100,9 @@ def _check_value(path: str, value: Any, default: Any) -> Any:
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: expected an integer, got {type_name(value)} {value!r}")
-        if path == "runner.workers" and value < 1:
-            raise ConfigError(f"{path}: must be at least 1, got {value}")
+        least = {"runner.workers": 1, "runner.partition_bytes": 1 << 20}.get(path)
+        if least is not None and value < least:
+            raise ConfigError(f"{path}: must be at least {least}, got {value}")
     if isinstance(default, str) and not isinstance(value, str):
         raise ConfigError(f"{path}: expected a string, got {type_name(value)} {value!r}")
     return value

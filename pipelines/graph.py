@@ -84,7 +84,7 @@ def _sum_pairs(pairs):
     return docs, nbytes
 
 
-def _doc_id(doc) -> str:
+def doc_id(doc) -> str:
     return doc.id
 
 
@@ -104,14 +104,14 @@ class Collected:
             self.reports.append(extras["report"])
 
 
-def _read(p: beam.Pipeline, cfg: JobConfig, job: JobPlan):
+def _read(p: beam.Pipeline, cfg: JobConfig, files: dict[str, list[MatchedFile]]):
     """Every source's files read: (documents, read drops, dead letters, input stats)."""
     limits = cfg.params_of("read")
     docs, drops, dead, inputs = [], [], [], []
     for source in cfg.sources:
         out = (
             p
-            | f"Files/{source.name}" >> beam.Create(job.files[source.name])
+            | f"Files/{source.name}" >> beam.Create(files.get(source.name, []))
             | f"Spread/{source.name}" >> beam.Reshuffle()
             | f"Read/{source.name}"
             >> beam.ParDo(
@@ -135,9 +135,25 @@ def _context(cfg: JobConfig, name: str) -> StageContext:
     return StageContext(name, cfg.output, cfg.raw["seed"], kinds, cfg.params)
 
 
-def _stages(docs, cfg: JobConfig, got: Collected):
-    """The document stages, each wrapped in its accounting; returns the documents kept."""
-    for stage in enabled_stages(cfg):
+def read_and_count(p: beam.Pipeline, cfg: JobConfig, files: dict, got: Collected):
+    """The sources read and the read stage counted: (documents, dead letters, input stats)."""
+    docs, read_drops, dead, input_stats = _read(p, cfg, files)
+    got.drops.append(read_drops)
+    got.tallies.extend(
+        [
+            input_stats | "CountRead/In" >> beam.Map(_input_tally),
+            docs | "CountRead/Kept" >> beam.ParDo(CountDocs(READ_STAGE, KEPT)),
+            read_drops | "CountRead/Dropped" >> beam.ParDo(CountDrops(READ_STAGE)),
+        ]
+    )
+    # document lengths as read and as kept, for the run report's before/after histograms
+    got.reports.append(docs | "CountRead/Lengths" >> LengthHistogram(BEFORE))
+    return docs, dead, input_stats
+
+
+def run_stages(docs, cfg: JobConfig, got: Collected, stages: list[Stage]):
+    """The given stages in order, each wrapped in its accounting; the documents kept."""
+    for stage in stages:
         transform = stage.build(cfg.params_of(stage.section), _context(cfg, stage.name))
         result = docs | stage.name.capitalize() >> Accounted(stage.name, transform)
         docs = result.kept
@@ -174,22 +190,33 @@ def _document_sink(cfg: JobConfig, job: JobPlan) -> beam.PTransform:
     for stage in enabled_stages(cfg):
         pick = stage.output_partition and stage.output_partition(cfg.params_of(stage.section))
         if pick:
-            return WritePartitionedParquet(*args, _doc_id, _doc_id, partition=pick)
-    return WriteShardedParquet(*args, _doc_id, _doc_id)
+            return WritePartitionedParquet(*args, doc_id, doc_id, partition=pick)
+    return WriteShardedParquet(*args, doc_id, doc_id)
 
 
-def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCollection]:
-    """Adds the whole job to `p`; returns the PCollections the release summary needs."""
-    docs, read_drops, dead, input_stats = _read(p, cfg, job)
-    got = Collected([read_drops], [], [], [])
-    got.tallies = [
-        input_stats | "CountRead/In" >> beam.Map(_input_tally),
-        docs | "CountRead/Kept" >> beam.ParDo(CountDocs(READ_STAGE, KEPT)),
-        read_drops | "CountRead/Dropped" >> beam.ParDo(CountDrops(READ_STAGE)),
-    ]
-    # document lengths as read and as kept, for the run report's before/after histograms
-    got.reports.append(docs | "CountRead/Lengths" >> LengthHistogram(BEFORE))
-    docs = _stages(docs, cfg, got)
+def drop_order(d) -> tuple:
+    return (d.id, d.stage)
+
+
+def drop_key(d) -> str:
+    return d.id
+
+
+def dead_order(d) -> tuple:
+    return (d.source, d.file, d.offset, d.error, d.detail)
+
+
+def dead_key(d) -> str:
+    return d.file
+
+
+def sum_tallies(tallies: list[beam.PCollection]) -> beam.PCollection:
+    return tallies | "AllTallies" >> beam.Flatten() | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
+
+
+def finish_graph(p, docs, cfg: JobConfig, job: JobPlan, got: Collected, dead, inputs) -> dict:
+    """After the document stages: the training steps, the release's tables and the summary's
+    PCollections."""
     got.reports.append(docs | "Lengths/Documents" >> LengthHistogram(AFTER))
     made = _steps(docs, cfg, got)
     root = cfg.output
@@ -199,34 +226,27 @@ def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCol
         | "AllDrops" >> beam.Flatten()
         | "WriteDrops"
         >> WriteShardedParquet(
-            root,
-            "drops/part",
-            job.drop_shards,
-            tables.drops_table,
-            lambda d: d.id,
-            lambda d: (d.id, d.stage),
+            root, "drops/part", job.drop_shards, tables.drops_table, drop_key, drop_order
         )
     )
     dead_files = dead | "WriteDeadLetters" >> WriteShardedParquet(
-        root,
-        "dead_letters/part",
-        1,
-        tables.dead_letters_table,
-        lambda d: d.file,
-        lambda d: (d.source, d.file, d.offset, d.error, d.detail),
-    )
-    totals = (
-        got.tallies
-        | "AllTallies" >> beam.Flatten()
-        | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
+        root, "dead_letters/part", 1, tables.dead_letters_table, dead_key, dead_order
     )
     files = (doc_files, drop_files, dead_files, *got.files) | "AllFiles" >> beam.Flatten()
-    report = got.reports | "AllReports" >> beam.Flatten()
     return {
-        "totals": totals,
+        "totals": sum_tallies(got.tallies),
         "files": files,
-        "inputs": input_stats,
-        "report": report,
+        "inputs": inputs,
+        "report": got.reports | "AllReports" >> beam.Flatten(),
         "docs": docs,
         "tokenizer": made.get("tokenizer"),
     }
+
+
+def build(p: beam.Pipeline, cfg: JobConfig, job: JobPlan) -> dict[str, beam.PCollection]:
+    """Adds the whole job to `p` as one pipeline (the distributed runners); returns the
+    PCollections the release summary needs."""
+    got = Collected([], [], [], [])
+    docs, dead, inputs = read_and_count(p, cfg, job.files, got)
+    docs = run_stages(docs, cfg, got, enabled_stages(cfg))
+    return finish_graph(p, docs, cfg, job, got, dead, inputs)

@@ -30,15 +30,9 @@ def runner_for(section: dict[str, Any]) -> tuple[PipelineRunner | None, Pipeline
     the options (--runner=...)."""
     check_profile(section)
     if is_local(section):
-        from gristmill.runners.beam_private import BeamInternalsError
         from gristmill.runners.local.runner import local_runner
 
-        try:
-            return local_runner(
-                int(section.get("workers", 1)), [str(a) for a in section.get("args", [])]
-            )
-        except BeamInternalsError as err:
-            raise ProfileError(f"workers: {err}") from None
+        return local_runner([str(a) for a in section.get("args", [])])
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from gristmill.runners.packaging import build_wheel

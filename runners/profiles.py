@@ -23,7 +23,8 @@ PROFILES = tuple(REQUIRED)
 # The runner section's keys and defaults (profile-specific keys are None when unused).
 RUNNER_DEFAULTS: dict[str, Any] = {
     "profile": "local",
-    "workers": 1,
+    "workers": 1,  # local: processes that take the input's partitions one after another
+    "partition_bytes": 32 << 20,  # local: input bytes per partition (bounds a worker's memory)
     "job_endpoint": None,
     "environment_type": None,
     "environment_config": None,

@@ -62,6 +62,10 @@ def _read_text(path: str) -> str:
         return fh.read().decode("utf-8")
 
 
+def read_json(path: str) -> Any:
+    return json.loads(_read_text(path))
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 

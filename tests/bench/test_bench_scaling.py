@@ -30,10 +30,13 @@ def test_closest_picks_the_file_nearest_the_fraction_of_the_group():
 
 
 @pytest.mark.parametrize(
-    "module", ["apache_beam.runners.worker.sdk_worker_main", "gristmill.runners.local.worker"]
+    "worker",
+    [
+        ["/venv/bin/python", "-m", "apache_beam.runners.worker.sdk_worker_main"],
+        ["/venv/bin/python", "-c", "from multiprocessing.spawn import spawn_main; spawn_main()"],
+    ],
 )
-def test_roles_tell_workers_from_their_shell_wrappers(module):
-    worker = ["/venv/bin/python", "-m", module]
+def test_roles_tell_workers_from_their_shell_wrappers(worker):
     shell = ["/bin/sh", "-c", " ".join(worker)]
     assert scaling.role(worker, False) == "worker"
     assert scaling.role(shell, False) == "other"

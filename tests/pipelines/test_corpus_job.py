@@ -18,7 +18,11 @@ DEMO = ROOT / "sample" / "demo.yaml"
 
 def _run(tmp: Path, workers: int) -> tuple[Path, dict]:
     out = tmp / f"release-{workers}"
-    cfg = load(str(DEMO), [f"runner.workers={workers}"], output=str(out))
+    # with several workers, partitions of 1 MiB: the output must not depend on either
+    sets = [f"runner.workers={workers}"] + (
+        ["runner.partition_bytes=1048576"] if workers > 1 else []
+    )
+    cfg = load(str(DEMO), sets, output=str(out))
     return out, run_job(cfg)
 
 
@@ -114,8 +118,9 @@ def test_manifest_written_last_with_required_fields(demo):
 @pytest.mark.job
 @pytest.mark.parametrize("workers", [2, 4])
 def test_worker_count_byte_identical(demo, tmp_path, monkeypatch_module, workers):
-    """The demo job (every stage, tokenizer and shards) on 2 and 4 worker processes gives the
-    bytes of the 1-worker run; only the manifest's created_at differs."""
+    """The demo job (every stage, tokenizer and shards) on 2 and 4 worker processes, over
+    partitions of 1 MiB, gives the bytes of the 1-worker run in one partition; only the
+    manifest's created_at differs."""
     out1, _ = demo
     out2, _ = _run(tmp_path, workers)
 

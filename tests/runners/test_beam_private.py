@@ -31,11 +31,10 @@ def test_the_installed_beam_is_the_tested_one():
 
 
 def test_no_other_module_patches_beam_internals():
-    """Beam's private runner and worker classes are touched in beam_private.py alone. Two
-    modules import from Beam's runner packages without touching their internals: the local
-    runner builds the FnApiRunner and a subprocess environment, and the worker process starts
-    Beam's own SDK harness (sdk_worker_main)."""
-    allowed = {"runners/beam_private.py", "runners/local/runner.py", "runners/local/worker.py"}
+    """Beam's private runner and worker classes are touched in beam_private.py alone.
+    The local runner imports Beam's FnApiRunner (its public class) without touching its
+    internals."""
+    allowed = {"runners/beam_private.py", "runners/local/runner.py"}
     paths = [
         p
         for top in ("pipelines", "transforms", "runners", "schemas")
@@ -57,22 +56,8 @@ def test_no_other_module_patches_beam_internals():
                     assert rel == "runners/beam_private.py", f"{rel}: {ast.unparse(node)}"
 
 
-def test_another_beam_gets_one_line_and_no_patch(monkeypatch, tmp_path, capsys):
-    from gristmill.pipelines import cli
-
+def test_another_beam_gets_no_patch(monkeypatch):
     monkeypatch.setattr(apache_beam, "__version__", "2.99.0")
     with pytest.raises(beam_private.BeamInternalsError, match=r"apache-beam 2\.99 is installed"):
         beam_private.check_version()
     assert beam_private.install_progress_hooks(lambda *a: None) is False
-    book = tmp_path / "in" / "b.txt"
-    book.parent.mkdir()
-    book.write_text("Call me Ishmael. " * 40)
-    code = cli.main(
-        ["run", "--source", f"books={book}", "--output", str(tmp_path / "o"), "--workers", "2"]
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert err[-1].startswith(
-        "gristmill: config error: runner.workers: apache-beam 2.99 is installed"
-    )
-    assert not (tmp_path / "o" / "manifest.json").exists()

@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from datasketch import MinHash
 from helpers import REPO
 
-from gristmill.runners.local.runner import local_runner
 from gristmill.schemas.records import Document
 from gristmill.transforms.accounting import Accounted
 from gristmill.transforms.dedup import near as mh
@@ -327,8 +327,8 @@ def test_index_files(stage_run):
 def test_same_survivors_whatever_order_and_workers(stage_run, tmp_path):
     docs = list(stage_run["docs"])
     random.Random(5).shuffle(docs)
-    runner, options = local_runner(2)
-    with beam.Pipeline(runner=runner, options=options) as p:
+    options = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    with beam.Pipeline(runner=FnApiRunner(), options=options) as p:
         result = build_near(p, docs, tmp_path, NEAR)
         (
             (result.kept, result.drops)

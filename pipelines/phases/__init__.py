@@ -1,0 +1,1 @@
+"""The local job in phases: planned partitions, per-partition pipelines, staged outputs."""

@@ -1,0 +1,108 @@
+"""Phase 1 of a local run: each partition read and taken through the per-document stages.
+
+A partition's pipeline runs on Beam's in-process FnApiRunner: read its files, apply every
+enabled stage up to the first one that needs more than one document at a time (the dedup
+stages need every document's keys), and stage what it made in its own folder: the documents
+that went on, the drops and dead letters, and a summary of its counts, inputs and report rows.
+The folder is marked finished last (staging.py), so a rerun skips it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+
+import apache_beam as beam
+
+from gristmill.pipelines import graph
+from gristmill.pipelines.config import JobConfig
+from gristmill.pipelines.phases import staging
+from gristmill.pipelines.phases.plan import Partition
+from gristmill.pipelines.progress.estimate import phase_of
+from gristmill.pipelines.progress.metrics import ACTIVE, LiveMetrics, install_hooks
+from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summary
+from gristmill.runners.local.runner import local_runner
+from gristmill.schemas import tables
+from gristmill.schemas.records import FileInfo
+from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.stage import Needs, Stage
+
+DOCUMENTS, DROPS, DEAD = "documents", "drops", "dead_letters"
+
+
+def leading_stages(cfg: JobConfig) -> list[Stage]:
+    """The enabled stages that run inside a partition: those before the first that is not
+    DOCUMENT (it needs more than one document at a time)."""
+    out = []
+    for stage in graph.enabled_stages(cfg):
+        if stage.needs is not Needs.DOCUMENT:
+            break
+        out.append(stage)
+    return out
+
+
+def _stage(rows, label: str, folder: str, name: str, to_table, key, order):
+    """One staged table: a single Parquet file, rows sorted, in the partition's folder."""
+    return rows | label >> WriteShardedParquet(folder, name, 1, to_table, key, order)
+
+
+def build_front(
+    p: beam.Pipeline, cfg: JobConfig, stages: list[Stage], part: Partition, folder: str
+) -> None:
+    got = graph.Collected([], [], [], [])
+    docs, dead, inputs = graph.read_and_count(p, cfg, part.by_source(), got)
+    docs = graph.run_stages(docs, cfg, got, stages)
+    drops = got.drops | "AllDrops" >> beam.Flatten()
+    files = [
+        _stage(docs, "StageDocs", folder, DOCUMENTS, tables.documents_table, *[graph.doc_id] * 2),
+        _stage(
+            drops, "StageDrops", folder, DROPS, tables.drops_table, graph.drop_key, graph.drop_order
+        ),
+        _stage(
+            dead,
+            "StageDead",
+            folder,
+            DEAD,
+            tables.dead_letters_table,
+            graph.dead_key,
+            graph.dead_order,
+        ),
+    ]
+    parts = {
+        "totals": graph.sum_tallies(got.tallies),
+        "files": files | "AllFiles" >> beam.Flatten(),
+        "inputs": inputs,
+        "report": got.reports | "AllReports" >> beam.Flatten(),
+    }
+    write_summary(p, folder, parts)
+
+
+def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str) -> dict:
+    """One partition's phase 1, in this process: {"seconds": wall, "stages": execution seconds
+    per stage}. A finished folder is left as it is."""
+    started = time.monotonic()
+    if staging.finished(folder):
+        return {"seconds": 0.0, "stages": {}, "docs": {}}
+    live = LiveMetrics()
+    install_hooks()
+    ACTIVE.append(live)
+    try:
+        runner, options = local_runner()
+        with beam.Pipeline(runner=runner, options=options) as p:
+            build_front(p, cfg, stages, part, folder)
+    finally:
+        ACTIVE.remove(live)
+    summary = read_json(posixpath.join(folder, SUMMARY))
+    made = [FileInfo(**f) for f in summary["files"]]
+    n, sha = staging.file_digest(posixpath.join(folder, SUMMARY))
+    staging.mark_finished(folder, [*made, FileInfo(SUMMARY, 0, n, sha)])
+    names = ["read", *(s.name for s in stages)]
+    per: dict[str, float] = {}
+    for transform, ms in live.snapshot().msecs.items():
+        phase = phase_of(transform, names)
+        per[phase] = per.get(phase, 0.0) + ms / 1000.0
+    docs: dict[str, list[int]] = {}  # stage -> [in, kept, dropped], for the progress line
+    for (stage, _, outcome, _), (n, _) in summary["totals"]:
+        slot = {"in": 0, "kept": 1}.get(outcome, 2)
+        docs.setdefault(stage, [0, 0, 0])[slot] += n
+    return {"seconds": time.monotonic() - started, "stages": per, "docs": docs}
