@@ -82,23 +82,33 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train a tokenizer on the new documents instead of reusing the parent's",
     )
-    for name, help_text in (
-        ("validate", "check a release against its manifest"),
-        ("report", "rebuild reports/run.html of a release"),
-        ("audit", "find listed personal values in a release, without printing them"),
-        ("inspect", "show a few decoded rows of a shard or documents file"),
-    ):
-        tool = sub.add_parser(name, help=help_text, add_help=False)
-        tool.add_argument("rest", nargs=argparse.REMAINDER)
+    for name, (_, help_text) in TOOLS.items():
+        # Listed here for `gristmill --help` only: main() hands a tool's arguments, --help
+        # included, to the tool's own parser before this one sees them.
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-TOOLS = {
-    "validate": "gristmill.pipelines.tools.validate",
-    "report": "gristmill.pipelines.report.run",
-    "audit": "gristmill.pipelines.tools.audit",
-    "inspect": "gristmill.pipelines.tools.inspect",
+TOOLS = {  # name -> (module with main(argv), one line for `gristmill --help`)
+    "validate": ("gristmill.pipelines.tools.validate", "check a release against its manifest"),
+    "report": ("gristmill.pipelines.report.run", "rebuild reports/run.html of a release"),
+    "audit": (
+        "gristmill.pipelines.tools.audit",
+        "find listed personal values in a release, without printing them",
+    ),
+    "inspect": (
+        "gristmill.pipelines.tools.inspect",
+        "show a few decoded rows of a shard or documents file",
+    ),
 }
+
+
+def run_tool(name: str, argv: list[str]) -> int:
+    """A tool keeps its own parser, usage and exit codes, whether run as `gristmill NAME` or on
+    its own; importing it only now keeps `gristmill run` from loading every tool."""
+    import importlib
+
+    return importlib.import_module(TOOLS[name][0]).main(argv)
 
 
 def _summary(manifest: dict, output: str) -> str:
@@ -134,11 +144,10 @@ class _QuietImports(logging.Filter):
 
 def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_QuietImports())
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:
+        return run_tool(argv[0], argv[1:])
     args = _parser().parse_args(argv)
-    if args.command in TOOLS:
-        import importlib
-
-        return importlib.import_module(TOOLS[args.command]).main(args.rest)
     logging.basicConfig(
         level=logging.INFO if not args.quiet else logging.ERROR, format="%(message)s"
     )

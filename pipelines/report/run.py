@@ -67,7 +67,11 @@ def write_run_report(root: str, manifest: dict | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`gristmill report RELEASE`: rebuild reports/run.html from the release's files."""
-    parser = argparse.ArgumentParser(prog="gristmill report")
+    parser = argparse.ArgumentParser(
+        prog="gristmill report",
+        description="Rebuild reports/run.html from a release's own files.",
+        epilog="exit status: 0 written, 2 not a release",
+    )
     parser.add_argument("release", help="release directory (holds manifest.json)")
     args = parser.parse_args(argv)
     try:

@@ -235,6 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gristmill audit",
         description="Report where the listed values occur in a release, without printing them.",
+        epilog="exit status: 0 no value occurs in the documents or shards, 1 some value does "
+        "(erasure still needed), 2 usage error, wrong salt or shards that cannot be searched",
     )
     parser.add_argument("release", help="release directory (any Beam filesystem path)")
     parser.add_argument("--values", required=True, help="file with one value per line")

@@ -22,7 +22,11 @@ LEGEND = "[MASK:w] masked   {x>w} random token x   (=w) kept   w = the label to 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gristmill inspect", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="gristmill inspect",
+        description=__doc__.splitlines()[0],
+        epilog="exit status: 0 shown, 2 no such file or not a shard or table",
+    )
     parser.add_argument("shard", help="an .arrow shard or a .parquet table of a release")
     parser.add_argument("--rows", type=int, default=3, help="rows to show (default 3)")
     parser.add_argument("--start", type=int, default=0, help="first row to show")

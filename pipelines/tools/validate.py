@@ -2,9 +2,10 @@
 
 Checks every listed file (present, bytes, sha256, rows), the table schemas against
 `schemas/tables.py` and the masked-LM shard schema, the tokenizer's hash (manifest, file and
-every shard's metadata), the accounting invariant, and that nothing unlisted sits among the
-data. Each problem is one line that starts with the file it is about. Works on any Beam
-filesystem, so a release in a bucket is checked where it is.
+every shard's metadata), the Hugging Face files beside the tokenizer against its vocabulary,
+the accounting invariant, and that nothing unlisted sits among the data. Each problem is one
+line that starts with the file it is about. Works on any Beam filesystem, so a release in a
+bucket is checked where it is.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gristmill.transforms.sources.read import file_sha256
 MANIFEST = "manifest.json"
 TABLE_SCHEMAS: dict[str, pa.Schema] = tables.TABLE_SCHEMAS
 ALWAYS_ALLOWED = ("reports/",)  # written around the manifest, never listed in it
+HF_FILES = ("tokenizer_config.json", "special_tokens_map.json")  # beside tokenizer.json
 
 
 def _open(root: str, rel: str):
@@ -150,6 +152,48 @@ def check_tokenizer(root: str, tokenizer: dict | None) -> list[str]:
     return []
 
 
+def _vocab(root: str, rel: str) -> set[str] | None:
+    """The tokens of a tokenizer.json; None when it cannot be loaded (check_tokenizer says why)."""
+    try:
+        from tokenizers import Tokenizer
+
+        with _open(root, rel) as fh:
+            tok = Tokenizer.from_str(fh.read().decode("utf-8"))
+    except Exception:
+        return None
+    return set(tok.get_vocab(with_added_tokens=True))
+
+
+def check_hf_files(root: str, manifest: dict) -> list[str]:
+    """tokenizer_config.json and special_tokens_map.json, where listed, are JSON objects naming
+    only tokens the tokenizer has: transformers would otherwise add new tokens with ids past
+    the vocabulary the shards were made with. Releases from before these files have none."""
+    tokenizer = manifest.get("tokenizer")
+    if not tokenizer:
+        return []
+    rel_tok = tokenizer.get("path", "tokenizer.json")
+    listed = {o["path"] for o in manifest["outputs"]}
+    names = [posixpath.join(posixpath.dirname(rel_tok), name) for name in HF_FILES]
+    present = [n for n in names if n in listed and FileSystems.exists(posixpath.join(root, n))]
+    vocab = _vocab(root, rel_tok) if present else None
+    problems = []
+    for rel in present:
+        try:
+            with _open(root, rel) as fh:
+                spec = json.loads(fh.read().decode("utf-8"))
+        except ValueError as err:
+            problems.append(f"{rel}: not valid JSON: {err}")
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"{rel}: not a JSON object")
+            continue
+        for key, value in sorted(spec.items()):
+            token = value.get("content") if isinstance(value, dict) else value
+            if key.endswith("_token") and vocab is not None and token not in vocab:
+                problems.append(f"{rel}: {key} {token!r} is not a token of {rel_tok}")
+    return problems
+
+
 def check_accounting(manifest: dict) -> list[str]:
     """The job's own accounting check (transforms/accounting.py), on the manifest as written."""
     problems = accounting_problems(
@@ -210,6 +254,7 @@ def validate_release(root: str) -> list[str]:
     for entry in manifest["outputs"]:
         problems.extend(check_file(root, entry, tokenizer))
     problems.extend(check_tokenizer(root, tokenizer))
+    problems.extend(check_hf_files(root, manifest))
     problems.extend(check_accounting(manifest))
     problems.extend(check_drop_reasons(root, manifest))
     problems.extend(check_extra_files(root, manifest))
@@ -218,7 +263,12 @@ def validate_release(root: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """`gristmill validate RELEASE`: 0 when sound; 1 and one line per problem otherwise."""
-    parser = argparse.ArgumentParser(prog="gristmill validate")
+    parser = argparse.ArgumentParser(
+        prog="gristmill validate",
+        description="Check a release against its manifest: files, checksums, rows, schemas, "
+        "the tokenizer and the accounting.",
+        epilog="exit status: 0 sound, 1 problems found (one line each, on stderr)",
+    )
     parser.add_argument("release", help="release directory (holds manifest.json)")
     args = parser.parse_args(argv)
     problems = validate_release(args.release)

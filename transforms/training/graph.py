@@ -57,7 +57,7 @@ class TokenizerFromDocs(beam.PTransform):
         if self.given_sha256 is not None:
             source = docs.pipeline | "Given" >> beam.Create([self.section["path"]])
             out = source | "Copy" >> beam.ParDo(
-                tokenize.CopyGiven(self.root, self.given_sha256)
+                tokenize.CopyGiven(self.root, self.given_sha256, self.section)
             ).with_outputs("files", "report", main="json")
         else:
             sample = (

@@ -4,7 +4,8 @@ The sample is the documents whose seeded id hash falls below `sample_rate`, cut 
 hashes that fit in `sample_bytes`, so it depends only on the data. One worker trains on it (the
 sample is bounded, a tokenizer trainer needs it whole), writes `tokenizer.json` through Beam's
 FileSystems and hands the JSON on as a singleton: encoders on any runner rebuild the tokenizer
-from that side input, with no disk shared with the driver.
+from that side input, with no disk shared with the driver. Beside it go `tokenizer_config.json`
+and `special_tokens_map.json`, so the release is a Hugging Face tokenizer directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import posixpath
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +34,7 @@ from tokenizers import (
 )
 
 from gristmill.schemas.records import FileInfo
-from gristmill.transforms.params import option
+from gristmill.transforms.params import as_dict, option
 from gristmill.transforms.sinks import write_bytes
 from gristmill.transforms.training.sample import SampleItem
 
@@ -41,6 +43,9 @@ MiB = 1 << 20
 ROLES = ("pad", "unk", "cls", "sep", "mask")
 MODELS = ("wordpiece", "bpe", "unigram")
 FILENAME = "tokenizer.json"
+CONFIG_FILENAME = "tokenizer_config.json"
+SPECIAL_TOKENS_FILENAME = "special_tokens_map.json"
+HF_FILENAMES = (FILENAME, CONFIG_FILENAME, SPECIAL_TOKENS_FILENAME)  # the release's tokenizer
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,41 @@ def load_given(section: dict) -> tuple[str, TokenizerInfo]:
     return data, inspect_tokenizer(data, special_tokens(section), where=f"path: {path}")
 
 
+# --- the Hugging Face tokenizer directory -----------------------------------------------------
+
+
+def _json_bytes(obj: dict[str, Any]) -> bytes:
+    """Sorted keys, fixed indent, no timestamps: the same section gives the same bytes."""
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def hf_files(section: dict, max_length: int | None = None) -> dict[str, bytes]:
+    """tokenizer_config.json and special_tokens_map.json as `PreTrainedTokenizerFast` reads them.
+
+    Written by hand because transformers is an optional extra the job must not need.
+    `max_length` is a given tokenizer's own limit (its truncation), which is what
+    mlm.max_seq_length was checked against; otherwise the section's `model_max_length`."""
+    tokens = {f"{role}_token": token for role, token in special_tokens(section).items()}
+    config = {
+        **tokens,
+        "clean_up_tokenization_spaces": False,
+        "do_lower_case": bool(section["lowercase"]),
+        "model_max_length": int(max_length or section["model_max_length"]),
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+    return {CONFIG_FILENAME: _json_bytes(config), SPECIAL_TOKENS_FILENAME: _json_bytes(tokens)}
+
+
+def write_hf_files(
+    root: str, section: dict, max_length: int | None = None
+) -> Iterator[beam.pvalue.TaggedOutput]:
+    """Writes the two files beside tokenizer.json; yields their FileInfo for the manifest."""
+    for name, raw in hf_files(section, max_length).items():
+        write_bytes(posixpath.join(root, name), raw)
+        sha = hashlib.sha256(raw).hexdigest()
+        yield beam.pvalue.TaggedOutput("files", FileInfo(name, 0, len(raw), sha))
+
+
 class TrainTokenizer(beam.DoFn):
     """Trains on the whole (bounded) sample, writes tokenizer.json, emits its JSON text."""
 
@@ -295,6 +335,7 @@ class TrainTokenizer(beam.DoFn):
         raw = data.encode("utf-8")
         write_bytes(posixpath.join(self.root, FILENAME), raw)
         yield beam.pvalue.TaggedOutput("files", FileInfo(FILENAME, size, len(raw), info.sha256))
+        yield from write_hf_files(self.root, self.section)
         report = {
             "trained": True,
             "model": self.section["model"],
@@ -315,11 +356,13 @@ class CopyGiven(beam.DoFn):
     """A given tokenizer goes into the release as is, so the release is self-contained.
 
     Read on a worker (any Beam filesystem) rather than embedded in the graph; it must still be
-    the file that was checked before the job started."""
+    the file that was checked before the job started. `section` names the special tokens and
+    limits for tokenizer_config.json; without it the section's defaults are assumed."""
 
-    def __init__(self, root: str, sha256: str):
+    def __init__(self, root: str, sha256: str, section: dict | None = None):
         self.root = root
         self.sha256 = sha256
+        self.section = section if section is not None else as_dict(TokenizerParams())
 
     def process(self, path: str):
         data = read_text(path)
@@ -327,9 +370,12 @@ class CopyGiven(beam.DoFn):
         sha = hashlib.sha256(raw).hexdigest()
         if sha != self.sha256:
             raise RuntimeError(f"tokenizer.path: {path} changed after the job was planned")
-        size = Tokenizer.from_str(data).get_vocab_size(with_added_tokens=True)
+        tok = Tokenizer.from_str(data)
+        size = tok.get_vocab_size(with_added_tokens=True)
         write_bytes(posixpath.join(self.root, FILENAME), raw)
         yield beam.pvalue.TaggedOutput("files", FileInfo(FILENAME, size, len(raw), sha))
+        limit = tok.truncation["max_length"] if tok.truncation else None
+        yield from write_hf_files(self.root, self.section, limit)
         report = {"trained": False, "vocab_size": size, "sha256": sha}
         yield beam.pvalue.TaggedOutput("report", (NAME, "tokenizer", report))
         yield data
