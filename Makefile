@@ -22,7 +22,7 @@ $(TRAIN_STAMP): $(STAMP)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gristmill run sample/demo.yaml
+	$(BIN)/gristmill run sample/demo.yaml --overwrite
 
 test: $(TRAIN_STAMP)
 	$(BIN)/python -m pytest

@@ -25,6 +25,11 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", help="release directory (overrides `output`)")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished release at the output (the old one stays until the new is complete)",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -172,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             from gristmill.pipelines.progress import track as progress
 
             show = "off" if args.quiet else args.progress
-            manifest = run_job(cfg, show=progress.display_mode(False) if show == "auto" else show)
+            manifest = run_job(
+                cfg,
+                show=progress.display_mode(False) if show == "auto" else show,
+                overwrite=args.overwrite,
+            )
             if not args.quiet:
                 print(_summary(manifest, cfg.output))
             return 0

@@ -13,6 +13,7 @@ from gristmill.pipelines import refresh
 from gristmill.pipelines.config import ConfigError, JobConfig
 from gristmill.pipelines.phases import local as phases
 from gristmill.pipelines.phases import staging
+from gristmill.pipelines.release import guard
 from gristmill.pipelines.release import manifest as release
 from gristmill.runners import ProfileError, is_local, runner_for
 from gristmill.transforms.sources.read import NoMatch
@@ -69,12 +70,32 @@ def _run_phased(cfg: JobConfig, job: corpus.JobPlan, show: str) -> dict[str, Any
     }
 
 
-def run_job(cfg: JobConfig, show: str = "off") -> dict[str, Any]:
+def run_job(cfg: JobConfig, show: str = "off", overwrite: bool = False) -> dict[str, Any]:
     """Runs the whole job and returns the manifest it wrote. `show`: the progress display
-    (rich | plain | off; see pipelines/progress/track.py); stage timings are collected either way."""
+    (rich | plain | off; see pipelines/progress/track.py); stage timings are collected either
+    way. `overwrite`: a finished release at the output is replaced (built beside, then swapped)."""
     started = time.monotonic()
     parent = refresh.prepare(cfg)
     job = plan_or_explain(cfg, parent.skip_consumed if parent else None)
+    inputs = [f.path for files in job.files.values() for f in files]
+    try:
+        replace = guard.check_output(cfg.output, inputs, overwrite)
+    except guard.OutputError as err:
+        raise ConfigError(str(err)) from None
+    final = cfg.output
+    with guard.locked(final):
+        if replace:
+            cfg.raw["output"] = guard.beside(final)
+        try:
+            manifest = _run_and_finish(cfg, job, parent, show, started)
+        finally:
+            cfg.raw["output"] = final
+        if replace:
+            guard.swap(guard.beside(final), final)
+    return manifest
+
+
+def _run_and_finish(cfg, job, parent, show: str, started: float) -> dict[str, Any]:
     if is_local(cfg.section("runner")):
         more = _run_phased(cfg, job, show)
     else:

@@ -28,7 +28,7 @@ from gristmill.transforms.sources.read import file_sha256
 
 MANIFEST = "manifest.json"
 TABLE_SCHEMAS: dict[str, pa.Schema] = tables.TABLE_SCHEMAS
-ALWAYS_ALLOWED = ("reports/",)  # written around the manifest, never listed in it
+ALWAYS_ALLOWED = ("reports/", ".gristmill.lock")  # around the manifest, never listed in it
 HF_FILES = ("tokenizer_config.json", "special_tokens_map.json")  # beside tokenizer.json
 
 

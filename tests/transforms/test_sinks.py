@@ -144,7 +144,7 @@ def test_rerun_into_the_same_directory_leaves_no_stale_files(two_runs):
             cli_sources=_inputs(root / "in"),
             output=str(rerun),
         )
-        manifest = run_job(cfg)
+        manifest = run_job(cfg, overwrite=True)
     check_release(rerun, manifest)
     assert [p.name for p in (rerun / "documents").glob("*.parquet")] == [
         "part-00000-of-00001.parquet"
