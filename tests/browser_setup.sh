@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium for tests/test_report_browser.py: Debian's `chromium` package.
+# Headless Chromium for tests/pipelines/report/test_report_browser.py: Debian's `chromium` package.
 # Idempotent: prints the browser's path when it is there or once installed. Exits 1 when it
 # cannot be installed (not root and no sudo, no apt-get, no package registry); the browser
 # test then skips and says why.

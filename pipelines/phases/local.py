@@ -80,6 +80,7 @@ class PartitionProgress:
         self.before = self.total - sum(p.bytes for p in todo)
         self.done_bytes, self.docs, self.started = self.before, {}, time.monotonic()
         self.count, self.of = len(phased.partitions) - len(todo), len(phased.partitions)
+        self.order = ["read", *(stage.name for stage in phased.front_stages)]  # flow order
         self._say(f"{self.of} partitions ({self.count} already staged), phase 1")
 
     def _say(self, text: str) -> None:
@@ -96,7 +97,11 @@ class PartitionProgress:
         elapsed = time.monotonic() - self.started
         rate = (self.done_bytes - self.before) / max(elapsed, 1e-9)
         eta = (self.total - self.done_bytes) / rate if rate > 0 else None
-        stages = " · ".join(f"{s} {k + d:,}/{i:,}" for s, (i, k, d) in self.docs.items())
+        stages = " · ".join(
+            f"{s} {self.docs[s][1] + self.docs[s][2]:,}/{self.docs[s][0]:,}"
+            for s in self.order
+            if s in self.docs
+        )
         self._say(
             f"{progress.clock(elapsed)} elapsed · partition {self.count}/{self.of} · "
             f"{self.done_bytes / 1e6:,.1f} of {self.total / 1e6:,.1f} MB · {stages} documents · "
