@@ -111,6 +111,9 @@ def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
         except json.JSONDecodeError as err:
             yield BadRecord(offset, "invalid_json", f"{err.msg} (column {err.colno})")
             continue
+        except RecursionError:  # nested past the parser's depth limit: this line only
+            yield BadRecord(offset, "json_too_deep", "nested deeper than the JSON parser allows")
+            continue
         yield from _record(obj, offset, ctx)
 
 

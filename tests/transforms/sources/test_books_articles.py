@@ -342,3 +342,13 @@ def test_jsonl_escaped_lone_surrogate_does_not_reach_the_documents(tmp_path):
     assert doc.text == "broken emoji \ufffd here"
     # the replaced escape is reported, not silently mended
     assert [(b.offset, b.error) for b in out if isinstance(b, BadRecord)] == [(0, "invalid_utf8")]
+
+
+def test_jsonl_line_nested_too_deep_is_one_dead_letter_and_the_file_goes_on(tmp_path):
+    deep = b'{"id": "deep", "text": "x", "meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    lines = [jsonl([{"id": "a", "text": "before"}]), deep, jsonl([{"id": "b", "text": "after"}])]
+    path = write(tmp_path / "deep.jsonl", b"".join(lines))
+    out = read(read_jsonl, path)
+    assert [type(o).__name__ for o in out] == ["RawRecord", "BadRecord", "RawRecord"]
+    assert (out[1].offset, out[1].error) == (len(lines[0]), "json_too_deep")
+    assert (out[2].offset, out[2].text) == (len(lines[0]) + len(deep), "after")
