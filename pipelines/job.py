@@ -80,6 +80,8 @@ def run_job(cfg: JobConfig, show: str = "off", overwrite: bool = False) -> dict[
     inputs = [f.path for files in job.files.values() for f in files]
     try:
         replace = guard.check_output(cfg.output, inputs, overwrite)
+        if replace:  # the replacement is built beside: that folder must be ours too
+            guard.check_output(guard.beside(cfg.output), inputs, overwrite=True)
     except guard.OutputError as err:
         raise ConfigError(str(err)) from None
     final = cfg.output

@@ -54,10 +54,6 @@ def corpus_steps() -> list[Stage]:
     return [s for s in stages() if s.needs is Needs.CORPUS]
 
 
-def by_name(name: str) -> Stage | None:
-    return next((s for s in stages() if s.name == name), None)
-
-
 def with_report(shape: str) -> list[Stage]:
     """The stages whose report rows take this shape (e.g. "privacy": the privacy report)."""
     return [s for s in stages() if shape in s.report]

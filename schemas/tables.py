@@ -107,6 +107,14 @@ def document_from_row(row: dict) -> Document:
     )
 
 
+def drop_from_row(row: dict) -> Drop:
+    return Drop(row["id"], row["source"], row["stage"], row["reason"], row["detail"])
+
+
+def dead_letter_from_row(row: dict) -> DeadLetter:
+    return DeadLetter(row["source"], row["file"], row["offset"], row["error"], row["detail"])
+
+
 def findings_table(rows: list[PiiFinding]) -> pa.Table:
     cols = {name: [getattr(r, name) for r in rows] for name in PII_FINDING_SCHEMA.names}
     return pa.table(cols, schema=PII_FINDING_SCHEMA)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib.util
 import math
 import os
@@ -26,7 +27,6 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows
-from apache_beam.utils import shared
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -169,6 +169,13 @@ def _needs_copy(path: str) -> bool:
     return _is_url(path) or kind != CompressionTypes.UNCOMPRESSED
 
 
+@functools.lru_cache(maxsize=4)
+def process_model(model_path: str | None) -> Any:
+    """One model per process, whatever its threads and however many pipelines it runs (a local
+    worker runs a pipeline per partition): loaded on first use, kept for the process's life."""
+    return load_model(model_path)
+
+
 def load_model(model_path: str | None) -> Any:
     """fastText model from a local file; a URL or a compressed file (.gz, .bz2, .zst) is first
     copied, decompressed, to a temp file through Beam's FileSystems."""
@@ -245,13 +252,11 @@ class LangIdFn(beam.DoFn):
         super().__init__()
         self.params = params
         self.stage = stage
-        self._shared = shared.Shared()  # one model per worker process, whatever its threads
         self._model: Any = None
         self._counters = SourceCounters(self.stage)
 
     def setup(self):
-        path = self.params.model_path
-        self._model = self._shared.acquire(lambda: load_model(path), tag=path or "lid.176.ftz")
+        self._model = process_model(self.params.model_path)
 
     def start_bundle(self):
         self._buffer: list[tuple[Document, Any]] = []  # (document, where it belongs)

@@ -2,8 +2,8 @@
 
 A stage's parameters are one frozen dataclass. Its fields are the only place where the
 section's keys, defaults, types, bounds, choices and help text are written (`option`); the
-loader reads every one of them from the field, so validation, the recorded config, `--help`
-and "did you mean" all agree. Rules that tie two fields together live in the dataclass's own
+loader reads every one of them from the field, so validation, the recorded config and "did you
+mean" all agree. Rules that tie two fields together live in the dataclass's own
 `check()` method. Every error is one line naming the key as a dotted path.
 """
 
@@ -189,20 +189,6 @@ def as_dict(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {k: as_dict(v) for k, v in obj.items()}
     return obj
-
-
-def help_lines(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, help) for every field, nested groups flattened: for `--help`."""
-    out = []
-    for f in dataclasses.fields(cls):
-        default = (
-            f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        )
-        if dataclasses.is_dataclass(default):
-            out.extend(help_lines(type(default), f"{prefix}{f.name}."))
-        else:
-            out.append((f"{prefix}{f.name}", as_dict(default), f.metadata.get("help", "")))
-    return out
 
 
 def defaults(cls: type) -> dict[str, Any]:

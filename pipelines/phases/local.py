@@ -26,7 +26,7 @@ from gristmill.pipelines.config import ConfigError, JobConfig
 from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.front import leading_stages, run_front
 from gristmill.pipelines.phases.plan import Partition, plan_key, plan_partitions, staging_bytes
-from gristmill.pipelines.phases.rest import build_rest
+from gristmill.pipelines.phases.rest import build_rest, staged_summary
 from gristmill.pipelines.progress import track as progress
 from gristmill.pipelines.release import manifest as release
 from gristmill.runners.local.pool import run_items
@@ -136,14 +136,19 @@ def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> A
     """The rest of the job over the staged partitions, with the live progress display."""
     started = time.monotonic()
     runner, options = local_runner([str(a) for a in cfg.section("runner").get("args", [])])
-    rest_stages = [s.name for s in graph.enabled_stages(cfg)][len(phased.front_stages) :]
+    stages = graph.enabled_stages(cfg)[len(phased.front_stages) :]
+    prior = staged_summary(phased.folders)
     with (
         progress.track(
-            ["read", *rest_stages], staged_bytes(cfg, phased), runner, show, steps=job.steps
+            ["read", *(s.name for s in stages)],
+            staged_bytes(cfg, phased, prior),
+            runner,
+            show,
+            steps=job.steps,
         ) as tracker,
         beam.Pipeline(runner=runner, options=options) as p,
     ):
-        parts = build_rest(p, cfg, job, phased.folders)
+        parts = build_rest(p, cfg, job, phased.folders, prior, stages)
         release.write_summary(p, cfg.output, parts)
     phased.seconds["rest"] = round(time.monotonic() - started, 3)
     for stage, s in tracker.stage_seconds().items():
@@ -152,13 +157,11 @@ def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> A
     return tracker
 
 
-def staged_bytes(cfg: JobConfig, phased: Phased) -> dict[str, int]:
+def staged_bytes(cfg: JobConfig, phased: Phased, prior: dict[str, Any]) -> dict[str, int]:
     """Text bytes per source that phase 1 kept: what the rest reads."""
-    from gristmill.pipelines.phases.rest import staged_summary
-
     last = phased.front_stages[-1].name if phased.front_stages else "read"
     out = {s.name: 0 for s in cfg.sources}
-    for (stage, source, outcome, _), (_, nbytes) in staged_summary(phased.folders)["tallies"]:
+    for (stage, source, outcome, _), (_, nbytes) in prior["tallies"]:
         if stage == last and outcome == "kept":
             out[source] = out.get(source, 0) + nbytes
     return out

@@ -20,11 +20,13 @@ from apache_beam.metrics import Metrics
 
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
-from gristmill.pipelines.phases.front import DEAD, DOCUMENTS, DROPS, leading_stages
+from gristmill.pipelines.phases.front import DEAD, DOCUMENTS, DROPS
 from gristmill.pipelines.release.manifest import SUMMARY, read_json
 from gristmill.schemas import tables
-from gristmill.schemas.records import DeadLetter, Drop, InputStat
+from gristmill.schemas.records import InputStat
 from gristmill.transforms.accounting import text_bytes
+from gristmill.transforms.sinks import shard_name
+from gristmill.transforms.stage import Stage
 
 BATCH_ROWS = 1024
 
@@ -61,7 +63,8 @@ class ReadStaged(beam.DoFn):
 
 
 def _files(folders: list[str], name: str) -> list[str]:
-    return [posixpath.join(f, f"{name}-00000-of-00001.parquet") for f in folders]
+    """Each partition's one file of a staged table (front.py writes it as shard 0 of 1)."""
+    return [posixpath.join(f, shard_name(name, 0, 1, ".parquet")) for f in folders]
 
 
 def _merge(a: Any, b: Any) -> Any:
@@ -102,30 +105,28 @@ def staged_summary(folders: list[str]) -> dict[str, Any]:
     }
 
 
-def _drop(row: dict) -> Drop:
-    return Drop(row["id"], row["source"], row["stage"], row["reason"], row["detail"])
-
-
-def _dead(row: dict) -> DeadLetter:
-    return DeadLetter(row["source"], row["file"], row["offset"], row["error"], row["detail"])
-
-
-def build_rest(p: beam.Pipeline, cfg: JobConfig, job: graph.JobPlan, folders: list[str]) -> dict:
-    """The release's PCollections, as graph.build returns them, from the staged partitions."""
-    prior = staged_summary(folders)
+def build_rest(
+    p: beam.Pipeline,
+    cfg: JobConfig,
+    job: graph.JobPlan,
+    folders: list[str],
+    prior: dict[str, Any],
+    stages: list[Stage],
+) -> dict:
+    """The release's PCollections, as graph.build returns them, from the staged partitions
+    (`prior`: their summaries as one, staged_summary) through the remaining `stages`."""
     staged = lambda name: p | f"Staged/{name}" >> beam.Create(_files(folders, name))  # noqa: E731
     docs = staged(DOCUMENTS) | "ReadDocuments" >> beam.ParDo(
         ReadStaged(tables.document_from_row, True)
     )
-    drops = staged(DROPS) | "ReadDrops" >> beam.ParDo(ReadStaged(_drop))
-    dead = staged(DEAD) | "ReadDeadLetters" >> beam.ParDo(ReadStaged(_dead))
+    drops = staged(DROPS) | "ReadDrops" >> beam.ParDo(ReadStaged(tables.drop_from_row))
+    dead = staged(DEAD) | "ReadDeadLetters" >> beam.ParDo(ReadStaged(tables.dead_letter_from_row))
     got = graph.Collected(
         [drops],
         [p | "PriorTallies" >> beam.Create(prior["tallies"])],
         [],
         [p | "PriorReports" >> beam.Create(prior["report"])],
     )
-    skip = len(leading_stages(cfg))
-    docs = graph.run_stages(docs, cfg, got, graph.enabled_stages(cfg)[skip:])
+    docs = graph.run_stages(docs, cfg, got, stages)
     inputs = p | "Inputs" >> beam.Create(prior["inputs"])
     return graph.finish_graph(p, docs, cfg, job, got, dead, inputs)

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 
@@ -78,11 +79,15 @@ def beside(output: str) -> str:
 
 def swap(built: str, output: str) -> None:
     """The new release in place of the old one; the old one goes only once the new is there."""
-    old = output.rstrip("/") + ".gristmill-old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(output, old)
-    os.rename(built, output)
-    shutil.rmtree(old, ignore_errors=True)
+    out = output.rstrip("/")
+    # a fresh empty folder of our own: the old release is renamed onto it, never onto a path
+    # that might be someone's
+    old = tempfile.mkdtemp(
+        prefix=os.path.basename(out) + ".gristmill-old-", dir=os.path.dirname(os.path.abspath(out))
+    )
+    os.rename(out, old)
+    os.rename(built, out)
+    shutil.rmtree(old)
 
 
 @contextlib.contextmanager

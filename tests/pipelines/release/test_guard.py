@@ -85,3 +85,19 @@ def test_overwrite_builds_beside_and_swaps_and_refusals_come_before_any_work(tmp
     with pytest.raises(ConfigError, match="holds the input"):
         run_job(into_input)
     assert book.exists() and sorted(p.name for p in book.parent.iterdir()) == ["moby.txt"]
+
+
+@pytest.mark.unit
+def test_the_swap_touches_no_folder_but_the_two_releases(tmp_path):
+    out, built = tmp_path / "release", tmp_path / ("release" + guard.NEXT)
+    write(out / "manifest.json", "old")
+    write(built / "manifest.json", "new")
+    theirs = write(tmp_path / "release.gristmill-old" / "keep.txt", "someone's")
+    guard.swap(str(built), str(out))
+    assert (out / "manifest.json").read_text() == "new" and not built.exists()
+    assert theirs.read_text() == "someone's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release", "release.gristmill-old"]
+    book = _book(tmp_path)
+    write(built / "notes.txt", "not ours")
+    with pytest.raises(guard.OutputError, match="not a gristmill release"):
+        guard.check_output(str(built), [str(book)], overwrite=True)
