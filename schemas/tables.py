@@ -63,7 +63,15 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "dead_letters": DEAD_LETTER_SCHEMA,
     FINDINGS_DIR: PII_FINDING_SCHEMA,
 }
-RELEASE_ENTRIES = (*TABLE_SCHEMAS, "_job", "reports", "index", "shards", "tokenizer.json")
+RELEASE_ENTRIES = (
+    *TABLE_SCHEMAS,
+    "_job",
+    "reports",
+    "index",
+    "shards",
+    "tokenizer.json",
+    "README.md",  # the dataset card (pipelines/release/card.py)
+)
 
 
 def meta_json(meta: dict) -> str:

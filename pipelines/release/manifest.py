@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from gristmill import __version__
 from gristmill.pipelines.config import JobConfig
+from gristmill.pipelines.release.card import CARD, card_entry, render_card, shard_parameters
 from gristmill.pipelines.report.data import stages_with
 from gristmill.schemas import tables
 from gristmill.schemas.records import SCHEMA_VERSION
@@ -87,6 +88,15 @@ class _WriteSummary(beam.DoFn):
         }
         _write_text(posixpath.join(self.root, SUMMARY), json.dumps(summary))
         yield len(files)
+
+
+def add_files(root: str, files: list) -> None:
+    """Files written after the pipeline (merged document shards) join its summary's list."""
+    path = posixpath.join(root, SUMMARY)
+    summary = read_json(path)
+    listed = summary["files"] + [dataclasses.asdict(f) for f in files]
+    summary["files"] = sorted(listed, key=lambda f: f["path"])
+    _write_text(path, json.dumps(summary))
 
 
 def write_summary(p: beam.Pipeline, root: str, parts: dict[str, beam.PCollection]) -> None:
@@ -184,6 +194,18 @@ def _write_reports(cfg: JobConfig, summary: dict, manifest: dict, timings: dict)
     write_run_report(root, manifest)
 
 
+def _with_card(root: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Writes the dataset card (README.md) and returns the outputs listing it too."""
+    shards = shard_parameters(root, manifest["outputs"])
+    data = render_card(manifest, shards).encode("utf-8")
+    with FileSystems.create(
+        posixpath.join(root, CARD), compression_type=CompressionTypes.UNCOMPRESSED
+    ) as fh:
+        fh.write(data)
+    outputs = [o for o in manifest["outputs"] if o["path"] != CARD] + [card_entry(data)]
+    return sorted(outputs, key=lambda o: o["path"])
+
+
 def finish(
     cfg: JobConfig,
     stage_names: list[str],
@@ -197,6 +219,7 @@ def finish(
     manifest = _manifest(cfg, summary, stage_names)
     if extend is not None:
         manifest.update(extend(manifest))
+    manifest["outputs"] = _with_card(root, manifest)
     manifest["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     _write_reports(cfg, summary, manifest, timings)
     tmp = posixpath.join(root, MANIFEST + ".tmp")

@@ -57,7 +57,14 @@ class MlmParams:
     whole_word_mask: bool = option(False, "mask every piece of a word together")
     dupe_factor: int = option(1, "copies of every sequence, each masked differently", min=1)
     validation_fraction: float = option(
-        0.01, "documents (by seeded id hash) that go to validation shards", min=0, below=1
+        0.01, "documents (by seeded id hash) that go to validation shards; 0: none", min=0, below=1
+    )
+    validation_min_share: float = option(
+        0.005,
+        "least share of the tokens in validation: more documents join it, in the same hash "
+        "order, until it holds this much (and at least one); train always keeps one",
+        min=0,
+        max=0.5,
     )
     shard_bytes: int = option(256 * MiB, "target size of one Arrow shard", min=1)
 
@@ -132,14 +139,8 @@ class EncodedDoc(NamedTuple):
     ids: np.ndarray  # int32 token ids, no special tokens
     word_starts: np.ndarray | None  # bool per token: first piece of a word (whole-word masking)
     unk: int
-
-
-def split_of(seed: int, doc_id: str, validation_fraction: float) -> str:
-    """train or validation, by a hash of the id: a document never feeds both."""
-    if validation_fraction <= 0.0:
-        return "train"
-    h = xxhash.xxh64_intdigest(f"split\x00{seed}\x00{doc_id}".encode())
-    return "validation" if h < validation_fraction * 2.0**64 else "train"
+    source: str = ""  # for the counts per source and language
+    lang: str = ""
 
 
 def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
@@ -208,14 +209,13 @@ class DocEncoder:
 
 
 class EncodeDocs(beam.DoFn):
-    """Documents -> (split, EncodedDoc), encoded `BATCH_CHARS` of text per encode_batch call.
+    """Documents -> EncodedDoc, encoded `BATCH_CHARS` of text per encode_batch call (the split
+    is drawn later, once the token totals are known: split.py).
 
     The tokenizer is built from the side input once per DoFn instance (instances are reused
     across bundles), never pickled into the graph."""
 
-    def __init__(self, seed: int, validation_fraction: float, whole_word: bool, unk_token: str):
-        self.seed = seed
-        self.validation_fraction = validation_fraction
+    def __init__(self, whole_word: bool, unk_token: str):
         self.whole_word = whole_word
         self.unk_token = unk_token
 
@@ -285,9 +285,7 @@ class EncodeDocs(beam.DoFn):
             self._counters.inc(doc.source, "tokens", len(doc_ids))
             if unk:
                 self._counters.inc(doc.source, "unk_tokens", unk)
-            split = split_of(self.seed, doc.id, self.validation_fraction)
-            self._counters.inc(doc.source, split)
-            yield split, EncodedDoc(doc.id, doc_ids, doc_starts, unk)
+            yield EncodedDoc(doc.id, doc_ids, doc_starts, unk, doc.source, doc.lang)
 
 
 def _word_starts(encoding) -> np.ndarray:

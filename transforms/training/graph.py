@@ -121,9 +121,7 @@ def shards_branch(
 ) -> dict[str, beam.PCollection]:
     """{"files", "report"} of the masked-LM shards, encoded with the tokenizer branch's JSON."""
     encoded = docs | "Mlm/Encode" >> beam.ParDo(
-        mlm.EncodeDocs(
-            ctx.seed, float(section["validation_fraction"]), bool(section["whole_word_mask"]), unk
-        ),
+        mlm.EncodeDocs(bool(section["whole_word_mask"]), unk),
         beam.pvalue.AsSingleton(tokenizer["json"]),
     )
     files, report = encoded | "Mlm/Shards" >> WriteExampleShards(

@@ -2,8 +2,10 @@
 
 A document goes to a shard by a hash of its id, so all its sequences land in one shard and
 packing happens inside the shard; the number of shards follows from the split's token total,
-so it depends only on the data; rows follow the document ids; every shard is written, empty
-ones too. Same documents and config, same bytes, whatever the runner or the worker count.
+so it depends only on the data; rows follow the document ids; every train shard is written,
+empty ones too (as one empty record batch, which every reader accepts), and validation shards
+only when the split holds a document (split.py). Same documents and config, same bytes,
+whatever the runner or the worker count.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gristmill.transforms.training.examples import (
     MaskSpec,
     mask_tokens,
 )
+from gristmill.transforms.training.split import TRAIN, VALIDATION, SplitDocs, validation_report
 from gristmill.transforms.training.tokenizer import TokenizerInfo
 
 SHARD_DIR = "shards"
@@ -148,7 +151,10 @@ def stream_bytes(table: pa.Table, rows_per_batch: int) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression=None)
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
-        writer.write_table(table, max_chunksize=max(1, rows_per_batch))
+        if table.num_rows:
+            writer.write_table(table, max_chunksize=max(1, rows_per_batch))
+        else:  # a stream without batches is rejected by datasets.Dataset.from_file
+            writer.write_batch(pa.RecordBatch.from_pylist([], schema=table.schema))
     return sink.getvalue()
 
 
@@ -206,6 +212,8 @@ class _EveryShard(beam.DoFn):
 
     def process(self, split: str, info: TokenizerInfo, totals: dict):
         n = shard_count(totals.get(split), self.specs.get(info), self.target)
+        if split != TRAIN and not totals.get(split, (0, 0))[1]:
+            n = 0  # never an empty validation split
         for index in range(n):
             yield (split, index), None
 
@@ -258,6 +266,20 @@ class ExampleShard(beam.DoFn):
         yield beam.pvalue.TaggedOutput("report", (NAME, relpath, report))
 
 
+def _source_lang_tokens(doc: EncodedDoc) -> tuple[tuple[str, str], Totals]:
+    n = len(doc.ids)
+    return (doc.source, doc.lang), (n, int(n > 0), int(n == 0), doc.unk)
+
+
+def _by_source(pairs: dict) -> tuple[str, str, dict]:
+    """{source: {lang: {tokens, documents}}}: what the run report shows per source."""
+    out: dict[str, dict] = {}
+    for (source, lang), (tokens, docs, empty, unk) in sorted(pairs.items()):
+        cell = {"tokens": tokens, "documents": docs + empty, "unk_tokens": unk}
+        out.setdefault(source, {})[lang or "und"] = cell
+    return NAME, "tokens_by_source", out
+
+
 def _totals_report(item: tuple[str, Totals]):
     split, (tokens, docs, empty, unk) = item
     value = {"tokens": tokens, "documents": docs, "empty_documents": empty, "unk_tokens": unk}
@@ -265,7 +287,7 @@ def _totals_report(item: tuple[str, Totals]):
 
 
 class WriteExampleShards(beam.PTransform):
-    """(split, EncodedDoc) -> (FileInfo of every shard, report rows)."""
+    """EncodedDoc -> (FileInfo of every shard, report rows): split, packed, masked, written."""
 
     def __init__(self, section: dict, seed: int, root: str, info: beam.PCollection):
         super().__init__()
@@ -274,9 +296,11 @@ class WriteExampleShards(beam.PTransform):
         self.root = root
         self.info = info
 
-    def expand(self, encoded):
+    def expand(self, docs):
         info = beam.pvalue.AsSingleton(self.info)
-        splits = ["train"] + (["validation"] if self.section["validation_fraction"] > 0 else [])
+        fraction = float(self.section["validation_fraction"])
+        splits = [TRAIN] + ([VALIDATION] if fraction > 0 else [])
+        encoded, threshold = docs | "Split" >> SplitDocs(self.seed, self.section, NAME)
         totals = (
             encoded
             | "DocTotals" >> beam.Map(_doc_totals)
@@ -300,6 +324,29 @@ class WriteExampleShards(beam.PTransform):
                 ExampleShard(self.section, self.seed, self.root), info, by_split
             ).with_outputs("report", main="files")
         )
-        totals_report = totals | "TotalsReport" >> beam.Map(_totals_report)
-        report = (out.report, totals_report) | "Reports" >> beam.Flatten()
+        rows = [out.report, totals | "TotalsReport" >> beam.Map(_totals_report)]
+        rows.append(
+            docs
+            | "SourceLangTokens" >> beam.Map(_source_lang_tokens)
+            | "SumSourceLang" >> beam.CombinePerKey(sum_totals)
+            | "SourceLangDict" >> beam.combiners.ToDict()
+            | "BySource" >> beam.Map(_by_source)
+        )
+        if fraction > 0:
+            min_share = float(self.section["validation_min_share"])
+            rows.append(
+                docs.pipeline
+                | "ValidationTrigger" >> beam.Create([None])
+                | "ValidationReport"
+                >> beam.Map(
+                    lambda _, t, th: (
+                        NAME,
+                        VALIDATION,
+                        validation_report(t, th, fraction, min_share),
+                    ),
+                    by_split,
+                    beam.pvalue.AsSingleton(threshold),
+                )
+            )
+        report = rows | "Reports" >> beam.Flatten()
         return out.files, report

@@ -27,9 +27,9 @@ from gristmill.transforms.training.examples import (
     chunk_text,
     encoder,
     mask_tokens,
-    split_of,
 )
 from gristmill.transforms.training.shards import example_columns, pack
+from gristmill.transforms.training.split import split_of
 
 ROOT = REPO
 SAMPLE = ROOT / "sample"
@@ -201,17 +201,17 @@ def test_encoder_marks_word_starts_for_whole_word_masking():
     texts = ["unbelievable things happened to the quickest foxes", "short"]
     section = copy.deepcopy(defaults(tokenize.TokenizerParams)) | {"vocab_size": 60}
     data = tokenize.train_tokenizer(texts * 5, section).to_str()
-    fn = mlm.EncodeDocs(0, 0.0, True, "[UNK]")
+    fn = mlm.EncodeDocs(True, "[UNK]")
     fn.setup()
     fn.start_bundle()
     docs = [Document(f"d{i}", "s", "p", t) for i, t in enumerate(texts)]
     out = [x for d in docs for x in fn.process(d, data)] + [w.value for w in fn.finish_bundle()]
     tok = Tokenizer.from_str(data)
-    for _, doc in out:
+    for doc in out:
         pieces = [tok.id_to_token(int(i)) for i in doc.ids]
         expected = [not p.startswith("##") for p in pieces]
         assert doc.word_starts.tolist() == expected
-    assert sum(doc.word_starts.sum() for _, doc in out) == 8  # 7 words + "short"
+    assert sum(doc.word_starts.sum() for doc in out) == 8  # 7 words + "short"
 
 
 @pytest.mark.parametrize(
@@ -290,7 +290,8 @@ def test_every_sequence_is_a_piece_of_its_documents(release):
     meta = shard_metadata(open_shard(str(next((out / "shards").glob("train-*.arrow")))).schema)
     ids = {role: i for role, (_, i) in meta["special_tokens"].items()}
     for split in ("train", "validation"):
-        members = [d for d in docs if split_of(0, d.id, 0.1) == split]
+        threshold = result["report"]["mlm/validation"]["threshold"]
+        members = [d for d in docs if split_of(0, d.id, threshold) == split]
         blob = "\x00".join(_comparable(tok.normalizer.normalize_str(d.text)) for d in members)
         rows = all_rows(out, split)
         original = np.where(rows["labels"] != IGNORE, rows["labels"], rows["input_ids"])
