@@ -19,6 +19,7 @@ from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
 from gristmill.transforms.accounting import Accounted, CountDocs, CountDrops
 from gristmill.transforms.sinks import WritePartitionedParquet, WriteShardedParquet
+from gristmill.transforms.sorted_runs import ShardSpec
 from gristmill.transforms.sources import reader_for
 from gristmill.transforms.sources.read import READ_STAGE, MatchedFile, ReadFiles, match_inputs
 from gristmill.transforms.stage import IN, KEPT, Stage, StageContext
@@ -130,7 +131,7 @@ def _read(p: beam.Pipeline, cfg: JobConfig, files: dict[str, list[MatchedFile]])
     )
 
 
-def _context(cfg: JobConfig, name: str) -> StageContext:
+def stage_context(cfg: JobConfig, name: str) -> StageContext:
     kinds = {s.name: s.kind for s in cfg.sources}
     return StageContext(name, cfg.output, cfg.raw["seed"], kinds, cfg.params)
 
@@ -154,7 +155,7 @@ def read_and_count(p: beam.Pipeline, cfg: JobConfig, files: dict, got: Collected
 def run_stages(docs, cfg: JobConfig, got: Collected, stages: list[Stage]):
     """The given stages in order, each wrapped in its accounting; the documents kept."""
     for stage in stages:
-        transform = stage.build(cfg.params_of(stage.section), _context(cfg, stage.name))
+        transform = stage.build(cfg.params_of(stage.section), stage_context(cfg, stage.name))
         result = docs | stage.name.capitalize() >> Accounted(stage.name, transform)
         docs = result.kept
         got.drops.append(result.drops)
@@ -178,20 +179,38 @@ def _steps(docs, cfg: JobConfig, got: Collected) -> dict[str, beam.PCollection]:
     """The corpus steps in order, each given what the earlier ones made."""
     made: dict[str, beam.PCollection] = {}
     for step in enabled_steps(cfg):
-        ctx = _context(cfg, step.name)
+        ctx = stage_context(cfg, step.name)
         out = docs | step.name.capitalize() >> _Step(step, cfg.params_of(step.section), ctx, made)
         made.update(out)
         got.extras(out)
     return made
 
 
-def _document_sink(cfg: JobConfig, job: JobPlan) -> beam.PTransform:
-    args = (cfg.output, "documents/part", job.document_shards, tables.documents_table)
+def document_shards(cfg: JobConfig, job: JobPlan) -> ShardSpec:
+    """The documents table: its shards, their order, and its folder per partition if a stage
+    asks for one."""
+    pick = None
     for stage in enabled_stages(cfg):
         pick = stage.output_partition and stage.output_partition(cfg.params_of(stage.section))
         if pick:
-            return WritePartitionedParquet(*args, doc_id, doc_id, partition=pick)
-    return WriteShardedParquet(*args, doc_id, doc_id)
+            break
+    return ShardSpec(
+        "documents/part",
+        job.document_shards,
+        tables.documents_table,
+        tables.document_from_row,
+        doc_id,
+        doc_id,
+        pick or None,
+    )
+
+
+def _document_sink(cfg: JobConfig, job: JobPlan) -> beam.PTransform:
+    spec = document_shards(cfg, job)
+    args = (cfg.output, spec.relprefix, spec.num_shards, spec.to_table, doc_id, doc_id)
+    if spec.partition:
+        return WritePartitionedParquet(*args, partition=spec.partition)
+    return WriteShardedParquet(*args)
 
 
 def drop_order(d) -> tuple:
@@ -214,13 +233,15 @@ def sum_tallies(tallies: list[beam.PCollection]) -> beam.PCollection:
     return tallies | "AllTallies" >> beam.Flatten() | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
 
 
-def finish_graph(p, docs, cfg: JobConfig, job: JobPlan, got: Collected, dead, inputs) -> dict:
+def finish_graph(
+    p, docs, cfg: JobConfig, job: JobPlan, got: Collected, dead, inputs, doc_sink=None
+) -> dict:
     """After the document stages: the training steps, the release's tables and the summary's
-    PCollections."""
+    PCollections. `doc_sink`: what writes the documents (default: the sharded Parquet sink)."""
     got.reports.append(docs | "Lengths/Documents" >> LengthHistogram(AFTER))
     made = _steps(docs, cfg, got)
     root = cfg.output
-    doc_files = docs | "WriteDocuments" >> _document_sink(cfg, job)
+    doc_files = docs | "WriteDocuments" >> (doc_sink or _document_sink(cfg, job))
     drop_files = (
         got.drops
         | "AllDrops" >> beam.Flatten()

@@ -58,6 +58,7 @@ def _run_phased(cfg: JobConfig, job: corpus.JobPlan, show: str) -> dict[str, Any
     release.clear(cfg.output)
     _announce(job)
     phases.run_partitions(cfg, phased, show)
+    phases.run_keys(cfg, phased, show)
     phases.run_rest(cfg, job, phased, show)
     return {
         "phases": phased.seconds,

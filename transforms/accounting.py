@@ -34,6 +34,12 @@ def text_bytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
+def doc_bytes(doc) -> int:
+    """A document's text bytes; a dedup key record carries them (`nbytes`) without the text."""
+    n = getattr(doc, "nbytes", None)
+    return text_bytes(doc.text) if n is None else n
+
+
 class SourceCounters:
     """The Beam counters `<source>.<what>` of one stage, each made once: a DoFn holds one and
     calls `inc` per decision."""
@@ -60,7 +66,7 @@ class CountDocs(beam.DoFn):
 
     def process(self, doc: Document):
         self._counters.inc(doc.source, self.outcome)
-        yield (self.stage, doc.source, self.outcome, ""), (1, text_bytes(doc.text))
+        yield (self.stage, doc.source, self.outcome, ""), (1, doc_bytes(doc))
 
 
 class CountDrops(beam.DoFn):

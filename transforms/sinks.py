@@ -38,6 +38,15 @@ def shard_name(prefix: str, index: int, num_shards: int, suffix: str) -> str:
     return f"{prefix}-{index:05d}-of-{num_shards:05d}{suffix}"
 
 
+def shard_path(relprefix: str, partition: str, index: int, num_shards: int) -> str:
+    """A shard's path in the release: `relprefix-0000i-of-0000n.parquet`, under a folder per
+    partition when there is one (`documents/en/part-...`)."""
+    if partition:
+        head, _, tail = relprefix.rpartition("/")
+        relprefix = f"{head}/{partition}/{tail}" if head else f"{partition}/{tail}"
+    return shard_name(relprefix, index, num_shards, ".parquet")
+
+
 def write_bytes(path: str, data: bytes) -> None:
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         fh.write(data)
@@ -62,11 +71,7 @@ class _WriteShard(beam.DoFn):
         partition, index = key if isinstance(key, tuple) else ("", key)
         rows = sorted((x for x in items if x is not None), key=self.sort_key)
         data = parquet_bytes(self.to_table(rows))
-        prefix = self.relprefix
-        if partition:
-            head, _, tail = prefix.rpartition("/")
-            prefix = f"{head}/{partition}/{tail}" if head else f"{partition}/{tail}"
-        relpath = shard_name(prefix, index, self.num_shards, ".parquet")
+        relpath = shard_path(self.relprefix, partition, index, self.num_shards)
         write_bytes(posixpath.join(self.root, relpath), data)
         yield FileInfo(relpath, len(rows), len(data), hashlib.sha256(data).hexdigest())
 
@@ -106,7 +111,7 @@ class WriteShardedParquet(beam.PTransform):
 
 
 class WritePartitionedParquet(WriteShardedParquet):
-    """Like WriteShardedParquet, under one folder per partition (e.g. `documents/lang=en/`).
+    """Like WriteShardedParquet, under one folder per partition (e.g. `documents/en/`).
 
     Partitions are not known before the run, so only non-empty (partition, shard) files exist.
     """

@@ -94,10 +94,14 @@ class Stage:
     check_job: Callable[[Any, Mapping[str, Any]], None] | None = None
     # report shapes its rows take in the run report ("clusters", "languages", ...)
     report: tuple[str, ...] = ()
-    # the documents table's folder for a document (e.g. lang=en), when the stage asks for one
+    # the documents table's folder for a document (e.g. en/), when the stage asks for one
     output_partition: Callable[[Any], Callable[[Document], str] | None] | None = None
     # one line for `gristmill run --help` and the README's stage list
     summary: str = ""
+    # KEYS stages, in two parts (transforms/dedup/keyed.py): `keys(params, ctx)` documents ->
+    # one compact record each; `on_keys(params, ctx)` records -> (kept records, drops, extras)
+    keys: Callable[..., Any] | None = None
+    on_keys: Callable[..., Any] | None = None
 
 
 class DocFilter(beam.DoFn):

@@ -24,10 +24,15 @@ from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summa
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
+from gristmill.transforms.dedup.keyed import keyed_order, keys_table
 from gristmill.transforms.sinks import WriteShardedParquet
 from gristmill.transforms.stage import Needs, Stage
 
 DOCUMENTS, DROPS, DEAD = "documents", "drops", "dead_letters"
+
+
+def key_id(record) -> str:
+    return record.id
 
 
 def leading_stages(cfg: JobConfig) -> list[Stage]:
@@ -39,6 +44,22 @@ def leading_stages(cfg: JobConfig) -> list[Stage]:
             break
         out.append(stage)
     return out
+
+
+def keyed_stages(cfg: JobConfig) -> list[Stage]:
+    """The enabled KEYS stages right after the leading ones: phase 1 makes their keys, phase 2
+    runs them over the keys (keys.py)."""
+    rest = graph.enabled_stages(cfg)[len(leading_stages(cfg)) :]
+    out = []
+    for stage in rest:
+        if stage.needs is not Needs.KEYS or stage.keys is None:
+            break
+        out.append(stage)
+    return out
+
+
+def keys_name(stage: Stage) -> str:
+    return f"keys-{stage.name}"
 
 
 def _stage(rows, label: str, folder: str, name: str, to_table, key, order):
@@ -53,7 +74,14 @@ def build_front(
     docs, dead, inputs = graph.read_and_count(p, cfg, part.by_source(), got)
     docs = graph.run_stages(docs, cfg, got, stages)
     drops = got.drops | "AllDrops" >> beam.Flatten()
+    keyed = []
+    for stage in keyed_stages(cfg):
+        make = stage.keys(cfg.params_of(stage.section), graph.stage_context(cfg, stage.name))
+        keys = docs | f"Keys/{stage.name}" >> make
+        name = keys_name(stage)
+        keyed.append(_stage(keys, f"Stage/{name}", folder, name, keys_table, key_id, keyed_order))
     files = [
+        *keyed,
         _stage(docs, "StageDocs", folder, DOCUMENTS, tables.documents_table, *[graph.doc_id] * 2),
         _stage(
             drops, "StageDrops", folder, DROPS, tables.drops_table, graph.drop_key, graph.drop_order

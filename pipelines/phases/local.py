@@ -20,17 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import ConfigError, JobConfig
-from gristmill.pipelines.phases import staging
-from gristmill.pipelines.phases.front import leading_stages, run_front
+from gristmill.pipelines.phases import keys, staging
+from gristmill.pipelines.phases.front import keyed_stages, leading_stages, run_front
 from gristmill.pipelines.phases.plan import Partition, plan_key, plan_partitions, staging_bytes
 from gristmill.pipelines.phases.rest import build_rest, staged_summary
 from gristmill.pipelines.progress import track as progress
 from gristmill.pipelines.release import manifest as release
+from gristmill.pipelines.release.manifest import add_files
 from gristmill.runners.local.pool import run_items
 from gristmill.runners.local.runner import MALLOC_ENV, local_runner
+from gristmill.transforms.sorted_runs import merge_runs
 from gristmill.transforms.stage import Stage
 
 log = logging.getLogger("gristmill")
@@ -43,6 +46,8 @@ class Phased:
     partitions: list[Partition]
     folders: list[str]
     front_stages: list[Stage]
+    keyed_stages: list[Stage]
+    keys_folder: str
     seconds: dict[str, float] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -61,7 +66,7 @@ def plan(cfg: JobConfig, job: graph.JobPlan) -> Phased:
     staging.keep_only(cfg.output, key)
     root = staging.area(cfg.output, key)
     folders = [posixpath.join(root, p.name) for p in partitions]
-    return Phased(partitions, folders, leading_stages(cfg))
+    return Phased(partitions, folders, leading_stages(cfg), keyed_stages(cfg), keys.folder_of(root))
 
 
 def front_item(payload: tuple[JobConfig, list[Stage]], item: tuple[Partition, str]) -> dict:
@@ -132,12 +137,38 @@ def run_partitions(cfg: JobConfig, phased: Phased, show: str) -> None:
     phased.seconds["partitions"] = round(time.monotonic() - started, 3)
 
 
+def run_keys(cfg: JobConfig, phased: Phased, show: str) -> None:
+    """Phase 2: the KEYS stages over the staged keys, in this process."""
+    if not phased.keyed_stages:
+        return
+    if show != "off":
+        names = ", ".join(s.name for s in phased.keyed_stages)
+        print(f"gristmill: phase 2, {names} over the partitions' keys", file=sys.stderr)
+    seconds = keys.run_keys(cfg, phased.keyed_stages, phased.folders, phased.keys_folder)
+    phased.seconds["keys"] = round(seconds, 3)
+
+
+def _copy_made(files: list, src: str, dst: str) -> None:
+    """Phase 2's release files (index/...) into the release; the staged copies stay, so a
+    phase 2 that finished stays finished if the run is killed after this."""
+    for f in files:
+        target = posixpath.join(dst, f.path)
+        if not FileSystems.exists(posixpath.dirname(target)):
+            FileSystems.mkdirs(posixpath.dirname(target))
+        FileSystems.copy([posixpath.join(src, f.path)], [target])
+
+
 def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> Any:
     """The rest of the job over the staged partitions, with the live progress display."""
     started = time.monotonic()
     runner, options = local_runner([str(a) for a in cfg.section("runner").get("args", [])])
-    stages = graph.enabled_stages(cfg)[len(phased.front_stages) :]
-    prior = staged_summary(phased.folders)
+    skip = len(phased.front_stages) + len(phased.keyed_stages)
+    stages = graph.enabled_stages(cfg)[skip:]
+    keyed = phased.keys_folder if phased.keyed_stages else None
+    runs = posixpath.join(posixpath.dirname(phased.keys_folder), "_runs")
+    if FileSystems.exists(runs):  # a killed run's: the rest starts over
+        FileSystems.delete([runs])
+    prior = staged_summary(phased.folders + ([keyed] if keyed else []))
     with (
         progress.track(
             ["read", *(s.name for s in stages)],
@@ -148,8 +179,13 @@ def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> A
         ) as tracker,
         beam.Pipeline(runner=runner, options=options) as p,
     ):
-        parts = build_rest(p, cfg, job, phased.folders, prior, stages)
+        parts = build_rest(p, cfg, job, phased.folders, prior, stages, keyed, runs)
         release.write_summary(p, cfg.output, parts)
+    if keyed:
+        _copy_made(prior["files"], keyed, cfg.output)
+    merged = merge_runs(runs, cfg.output, graph.document_shards(cfg, job))
+    add_files(cfg.output, merged)
+    FileSystems.delete([runs])
     phased.seconds["rest"] = round(time.monotonic() - started, 3)
     for stage, s in tracker.stage_seconds().items():
         if stage != "read":

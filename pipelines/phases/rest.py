@@ -9,62 +9,21 @@ report rows join the ones it makes, so the release is the one a single pipeline 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
-import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases.front import DEAD, DOCUMENTS, DROPS
+from gristmill.pipelines.phases.staged import ReadStaged, SkipListed, staged_files
 from gristmill.pipelines.release.manifest import SUMMARY, read_json
 from gristmill.schemas import tables
-from gristmill.schemas.records import InputStat
-from gristmill.transforms.accounting import text_bytes
-from gristmill.transforms.sinks import shard_name
+from gristmill.schemas.records import FileInfo, InputStat
+from gristmill.transforms.sorted_runs import ShardSpec, SpillSortedRuns
 from gristmill.transforms.stage import Stage
 
-BATCH_ROWS = 1024
-
-
-class ReadStaged(beam.DoFn):
-    """A staged Parquet file -> its rows as records, one bounded batch at a time. Documents are
-    counted as the read stage counts them (`read.<source>` bytes, documents): what the live
-    progress reads."""
-
-    def __init__(self, from_row: Callable[[dict], Any], counted: bool = False):
-        self.from_row = from_row
-        self.counted = counted
-
-    def setup(self):
-        self._counters: dict[str, tuple[Any, Any]] = {}
-
-    def process(self, path: str) -> Iterator[Any]:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS):
-                for row in batch.to_pylist():
-                    record = self.from_row(row)
-                    if self.counted:
-                        self._count(record)
-                    yield record
-
-    def _count(self, doc) -> None:
-        pair = self._counters.get(doc.source)
-        if pair is None:
-            ns = f"read.{doc.source}"
-            pair = Metrics.counter(ns, "bytes"), Metrics.counter(ns, "documents")
-            self._counters[doc.source] = pair
-        pair[0].inc(text_bytes(doc.text))
-        pair[1].inc()
-
-
-def _files(folders: list[str], name: str) -> list[str]:
-    """Each partition's one file of a staged table (front.py writes it as shard 0 of 1)."""
-    return [posixpath.join(f, shard_name(name, 0, 1, ".parquet")) for f in folders]
+SPILL_BYTES = 64 << 20  # documents held before a sorted run is written
 
 
 def _merge(a: Any, b: Any) -> Any:
@@ -79,12 +38,15 @@ def _merge(a: Any, b: Any) -> Any:
 
 
 def staged_summary(folders: list[str]) -> dict[str, Any]:
-    """The partitions' summaries as one: tallies summed, inputs listed, report rows merged."""
+    """The phases' summaries as one: tallies summed, inputs listed, report rows merged; the
+    release files they wrote (not their staged tables: those are read again)."""
     totals: dict[tuple, list[int]] = {}
     rows: dict[tuple[str, str], Any] = {}
     inputs: list[dict] = []
+    files: list[FileInfo] = []
     for folder in folders:
         summary = read_json(posixpath.join(folder, SUMMARY))
+        files.extend(FileInfo(**f) for f in summary["files"] if "/" in f["path"])
         for key, (n, nbytes) in summary["totals"]:
             got = totals.setdefault(tuple(key), [0, 0])
             got[0] += n
@@ -102,6 +64,7 @@ def staged_summary(folders: list[str]) -> dict[str, Any]:
         "inputs": [
             InputStat(**{**i, "skipped": tuple(sorted(i["skipped"].items()))}) for i in inputs
         ],
+        "files": sorted(files, key=lambda f: f.path),
     }
 
 
@@ -112,21 +75,49 @@ def build_rest(
     folders: list[str],
     prior: dict[str, Any],
     stages: list[Stage],
+    keyed: str | None = None,
+    runs: str | None = None,
 ) -> dict:
     """The release's PCollections, as graph.build returns them, from the staged partitions
-    (`prior`: their summaries as one, staged_summary) through the remaining `stages`."""
-    staged = lambda name: p | f"Staged/{name}" >> beam.Create(_files(folders, name))  # noqa: E731
+    (`prior`: their summaries as one, staged_summary) through the remaining `stages`; `keyed`:
+    phase 2's folder, whose drops are left out and whose files the release lists; `runs`: the
+    documents are written there as sorted runs, not grouped into shards in memory."""
+    staged = lambda name: p | f"Staged/{name}" >> beam.Create(staged_files(folders, name))  # noqa: E731
     docs = staged(DOCUMENTS) | "ReadDocuments" >> beam.ParDo(
         ReadStaged(tables.document_from_row, True)
     )
-    drops = staged(DROPS) | "ReadDrops" >> beam.ParDo(ReadStaged(tables.drop_from_row))
+    if keyed:  # the documents phase 2's stages dropped, by id
+        docs = docs | "SkipDropped" >> beam.ParDo(SkipListed(staged_files([keyed], DROPS)))
+    drops = (
+        staged(DROPS)
+        if not keyed
+        else p | "Staged/drops" >> beam.Create(staged_files([*folders, keyed], DROPS))
+    ) | "ReadDrops" >> beam.ParDo(ReadStaged(tables.drop_from_row))
     dead = staged(DEAD) | "ReadDeadLetters" >> beam.ParDo(ReadStaged(tables.dead_letter_from_row))
     got = graph.Collected(
         [drops],
         [p | "PriorTallies" >> beam.Create(prior["tallies"])],
-        [],
+        [p | "PriorFiles" >> beam.Create(prior["files"])],
         [p | "PriorReports" >> beam.Create(prior["report"])],
     )
     docs = graph.run_stages(docs, cfg, got, stages)
     inputs = p | "Inputs" >> beam.Create(prior["inputs"])
-    return graph.finish_graph(p, docs, cfg, job, got, dead, inputs)
+    sink = SpillDocuments(runs, graph.document_shards(cfg, job)) if runs else None
+    return graph.finish_graph(p, docs, cfg, job, got, dead, inputs, sink)
+
+
+class SpillDocuments(beam.PTransform):
+    """The documents as sorted runs in `folder` (merged into the release's files after the
+    pipeline: sorted_runs.merge_runs); no FileInfo yet."""
+
+    def __init__(self, folder: str, spec: ShardSpec):
+        super().__init__()
+        self.folder, self.spec = folder, spec
+
+    def expand(self, docs):
+        spill = SpillSortedRuns(self.folder, self.spec, _doc_size, SPILL_BYTES)
+        return docs | "Spill" >> beam.ParDo(spill)
+
+
+def _doc_size(doc) -> int:
+    return len(doc.text) + len(doc.url_or_path) + 200

@@ -158,10 +158,10 @@ def test_language_partitioned_output(tmp_path, monkeypatch_module):
     )
     manifest = run_job(cfg)
     folders = sorted(p.name for p in (out / "documents").iterdir())
-    assert "lang=en" in folders and "lang=fr" in folders
+    assert "en" in folders and "fr" in folders
     rows = 0
-    for part in (out / "documents").glob("lang=*/*.parquet"):
+    for part in (out / "documents").glob("*/*.parquet"):
         langs = set(pq.read_table(part, columns=["lang"]).column("lang").to_pylist())
-        assert langs == {part.parent.name.removeprefix("lang=")}
+        assert langs == {part.parent.name}
         rows += pq.read_metadata(part).num_rows
     assert rows == manifest["counts"]["documents"]

@@ -21,6 +21,7 @@ import pyarrow as pa
 import xxhash
 
 from gristmill.transforms.dedup.joins import JoinOneToMany
+from gristmill.transforms.dedup.keyed import keyed
 from gristmill.transforms.dedup.params import DedupParams, DedupSettings, dedup_stage, exact_enabled
 from gristmill.transforms.dedup.survivors import ApplyVerdicts, ClusterReport, detail
 from gristmill.transforms.sinks import WriteShardedParquet
@@ -36,11 +37,18 @@ def exact_key(text: str) -> bytes:
     return xxhash.xxh3_128_digest(" ".join(text.split()).encode("utf-8", "surrogatepass"))
 
 
-def _key(params: DedupParams):
-    def key(doc):
-        return exact_key(doc.text), params.node(doc.source, doc.id)
+class ExactKeys(beam.PTransform):
+    """documents -> Keyed records whose key is (exact key, rank node)."""
 
-    return key
+    def __init__(self, params: DedupParams):
+        super().__init__()
+        self.params = params
+
+    def expand(self, docs):
+        node = self.params.node
+        return docs | "Key" >> beam.Map(
+            lambda d: keyed(d, (exact_key(d.text), node(d.source, d.id)))
+        )
 
 
 class _Best(beam.CombineFn):
@@ -77,20 +85,22 @@ def index_table(rows: list[tuple[str, str]]) -> pa.Table:
     return pa.Table.from_pylist([{"hash": h, "id": i} for i, h in rows], schema=INDEX_SCHEMA)
 
 
-class ExactDedup(beam.PTransform):
+class ExactOnKeys(beam.PTransform):
+    """Keyed records (ExactKeys) -> (kept records, drops, extras)."""
+
     def __init__(self, params: DedupParams, ctx: StageContext):
         super().__init__()
         self.params = params
         self.ctx = ctx
 
-    def expand(self, docs):
+    def expand(self, keys):
         params = self.params
-        members = docs | "Key" >> beam.Map(_key(params))
+        members = keys | "Members" >> beam.Map(lambda k: k.key)
         winners = members | "Winner" >> beam.CombinePerKey(_Best())
         verdicts = (
             (winners, members) | "Join" >> JoinOneToMany() | "Verdicts" >> beam.FlatMap(_verdicts)
         )
-        joined = (docs, verdicts)
+        joined = (keys, verdicts)
         if params.index:  # the kept documents' hashes ride along to the index
             joined += (members | "HashById" >> beam.Map(lambda kn: (kn[1][1], kn[0].hex())),)
         out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
@@ -113,13 +123,18 @@ class ExactDedup(beam.PTransform):
         return out.kept, out.drops, extras
 
 
-def build(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
-    return ExactDedup(DedupParams.from_section(settings, ctx.seed), ctx)
+def keys(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
+    return ExactKeys(DedupParams.from_section(settings, ctx.seed))
+
+
+def on_keys(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
+    return ExactOnKeys(DedupParams.from_section(settings, ctx.seed), ctx)
 
 
 STAGE = dedup_stage(
     NAME,
-    build,
+    keys,
+    on_keys,
     exact_enabled,
     Cost(60, 0.0, 58, 0.0),
     "identical normalized text: one survivor per group",

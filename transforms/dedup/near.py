@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
@@ -32,6 +33,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from gristmill.transforms.accounting import SourceCounters
 from gristmill.transforms.dedup.components import ConnectedComponents
 from gristmill.transforms.dedup.joins import AttachEndpoints, ValuesOfEndpoints
+from gristmill.transforms.dedup.keyed import keyed
 from gristmill.transforms.dedup.lsh import (
     BAND_BASE,
     CandidatePairs,
@@ -89,13 +91,15 @@ __all__ = [
     "TOKEN_BASE",
     "U32_MAX",
     "UNSPACED_RANGES",
-    "NearDedup",
+    "NearKeys",
+    "NearOnKeys",
     "Signed",
     "Signer",
     "band_key",
     "band_keys",
     "bottom_k",
-    "build",
+    "keys",
+    "on_keys",
     "char_table",
     "jaccard",
     "permutations",
@@ -109,9 +113,9 @@ FLAG_NAMES = ("no_tokens", "word_ngrams", "short_doc", "char_ngrams")
 
 
 class _Sign(beam.DoFn):
-    """Documents -> (id, signature bytes); tagged "bands": (band key, node) and "sketches":
-    (id, bottom-k sketch bytes). Buffers `batch_chars` of text per numpy batch, never more;
-    counts <source>.<flag> (FLAG_NAMES) per document."""
+    """Documents -> Keyed records whose key is (node, signature bytes, bottom-k sketch bytes or
+    None), or None for a document without tokens (kept without comparison). Buffers
+    `batch_chars` of text per numpy batch, never more; counts <source>.<flag> (FLAG_NAMES)."""
 
     def __init__(self, params: DedupParams):
         self.params = params
@@ -121,42 +125,61 @@ class _Sign(beam.DoFn):
         self._counters = SourceCounters(NAME)
 
     def start_bundle(self):
-        self.buf: list[tuple] = []
+        self.buf: list = []
         self.chars = 0
 
     def process(self, doc):
-        self.buf.append((self.params.node(doc.source, doc.id), doc.source, doc.text, doc.lang))
+        self.buf.append(doc)
         self.chars += len(doc.text) + 1
         if self.chars >= self.params.near.batch_chars:
             yield from self._flush()
 
     def finish_bundle(self):
         for out in self._flush():
-            if isinstance(out, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(
-                    out.tag, WindowedValue(out.value, MIN_TIMESTAMP, [GlobalWindow()])
-                )
-            else:
-                yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+            yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
 
     def _flush(self):
         buf, self.buf, self.chars = self.buf, [], 0
         if not buf:
             return
         near = self.params.near
-        got = self.signer.sign([b[2] for b in buf], [b[3] for b in buf])
-        keys = band_keys(got.sig, near.bands, near.rows).tolist()
-        for i, ((node, source, _, _), flag, row) in enumerate(
-            zip(buf, got.flags, keys, strict=True)
-        ):
-            self._counters.inc(source, FLAG_NAMES[flag])
-            if flag == 0:
-                continue
-            yield node[1], got.sig[i].tobytes()
-            if near.verify_k:
-                yield beam.pvalue.TaggedOutput("sketches", (node[1], got.sketch(i)))
-            for band, bucket in enumerate(row):
-                yield beam.pvalue.TaggedOutput("bands", (band_key(band, bucket), node))
+        got = self.signer.sign([d.text for d in buf], [d.lang for d in buf])
+        for i, (doc, flag) in enumerate(zip(buf, got.flags, strict=True)):
+            self._counters.inc(doc.source, FLAG_NAMES[flag])
+            key = None
+            if flag != 0:
+                sketch = got.sketch(i) if near.verify_k else None
+                key = (self.params.node(doc.source, doc.id), got.sig[i].tobytes(), sketch)
+            yield keyed(doc, key)
+
+
+class NearKeys(beam.PTransform):
+    """documents -> Keyed records (see _Sign)."""
+
+    def __init__(self, params: DedupParams):
+        super().__init__()
+        self.params = params
+
+    def expand(self, docs):
+        return docs | "Sign" >> beam.ParDo(_Sign(self.params))
+
+
+def _signed(bands: int, rows: int, verify_k: int):
+    """A Keyed record -> (id, signature); tagged "bands": (band key, node) and "sketches":
+    (id, sketch); nothing for a record without a signature."""
+
+    def split(record):
+        if record.key is None:
+            return
+        node, sig, sketch = record.key
+        yield record.id, sig
+        if verify_k:
+            yield beam.pvalue.TaggedOutput("sketches", (record.id, sketch))
+        row = band_keys(np.frombuffer(sig, dtype=np.uint32)[None, :], bands, rows)[0]
+        for band, bucket in enumerate(row.tolist()):
+            yield beam.pvalue.TaggedOutput("bands", (band_key(band, bucket), node))
+
+    return split
 
 
 def _verdict(scored):
@@ -168,19 +191,20 @@ def _count_as(name: str):
     return lambda _: (name, 1)
 
 
-class NearDedup(beam.PTransform):
-    """Documents -> (kept, drops, extras); see the module docstring, joins.py and components.py."""
+class NearOnKeys(beam.PTransform):
+    """Keyed records (NearKeys) -> (kept records, drops, extras); see the module docstring,
+    joins.py and components.py."""
 
     def __init__(self, params: DedupParams, ctx: StageContext):
         super().__init__()
         self.params = params
         self.ctx = ctx
 
-    def expand(self, docs):
+    def expand(self, keys):
         params, near = self.params, self.params.near
-        signed = docs | "Sign" >> beam.ParDo(_Sign(params)).with_outputs(
-            "bands", "sketches", main="sigs"
-        )
+        signed = keys | "Split" >> beam.FlatMap(
+            _signed(near.bands, near.rows, near.verify_k)
+        ).with_outputs("bands", "sketches", main="sigs")
         sigs = signed.sigs
         candidates = signed.bands | "CandidatePairs" >> CandidatePairs(NAME, near.max_bucket_size)
         counts = [candidates | "CountCandidates" >> beam.Map(_count_as("candidate_pairs"))]
@@ -203,7 +227,7 @@ class NearDedup(beam.PTransform):
             | "ScoreRoot" >> beam.Map(scorer(near.verify_k))
             | "Verdicts" >> beam.Map(_verdict)
         )
-        joined = (docs, verdicts, sigs) if params.index else (docs, verdicts)
+        joined = (keys, verdicts, sigs) if params.index else (keys, verdicts)
         out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
         count_rows = counts | "AllCounts" >> beam.Flatten()
         report = (out.pairs, out.kept, count_rows) | "Report" >> ClusterReport(
@@ -261,13 +285,18 @@ class NearDedup(beam.PTransform):
         return (sig_files, band_files) | "IndexFiles" >> beam.Flatten()
 
 
-def build(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
-    return NearDedup(DedupParams.from_section(settings, ctx.seed), ctx)
+def keys(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
+    return NearKeys(DedupParams.from_section(settings, ctx.seed))
+
+
+def on_keys(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
+    return NearOnKeys(DedupParams.from_section(settings, ctx.seed), ctx)
 
 
 STAGE = dedup_stage(
     NAME,
-    build,
+    keys,
+    on_keys,
     near_enabled,
     Cost(137, 12.1, 144, 12.2),
     "MinHash + LSH near-duplicates, connected components, one survivor per cluster",

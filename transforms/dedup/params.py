@@ -194,14 +194,18 @@ def defaults() -> dict[str, Any]:
     return as_dict(DedupSettings())
 
 
-def dedup_stage(name: str, build, enabled, cost: Cost, summary: str) -> Stage:
+def dedup_stage(name: str, keys, on_keys, enabled, cost: Cost, summary: str) -> Stage:
     """The dedup stages share their section, parameters, needs (every document's keys) and
-    report shape (duplicate clusters)."""
+    report shape (duplicate clusters); each is built from its two parts (keyed.py)."""
+    from gristmill.transforms.dedup.keyed import KeyedDedup
+
     return Stage(
         name=name,
         section="dedup",
         params=DedupSettings,
-        build=build,
+        build=lambda params, ctx: KeyedDedup(keys(params, ctx), on_keys(params, ctx)),
+        keys=keys,
+        on_keys=on_keys,
         needs=Needs.KEYS,
         enabled=enabled,
         cost=cost,

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 
 from gristmill.transforms.dedup import params as dedup_params
 from gristmill.transforms.dedup.exact import exact_key
 from gristmill.transforms.dedup.joins import AttachEndpoints, JoinOneToMany, ValuesOfEndpoints
+from gristmill.transforms.dedup.keyed import KeyedDedup, keyed
 from gristmill.transforms.dedup.near import Signer, band_key, band_keys, jaccard
 from gristmill.transforms.dedup.params import NearParams
 from gristmill.transforms.dedup.parent_index import Lineage, NearIndex, ReadIndexRows, load_lineage
@@ -94,25 +96,40 @@ def _exact_verdict(joined):
 
 
 class _SignBatch(beam.DoFn):
-    """Batches of documents -> (("n", id), signature); tagged "bands": (band key, id)."""
+    """Batches of documents -> Keyed records whose key is (exact key, (signature bytes or None
+    per near parameter group of the lineage, signed with that group's parameters))."""
 
-    def __init__(self, meta: dict[str, Any]):
-        self.meta = meta
+    def __init__(self, metas: list[dict[str, Any]]):
+        self.metas = metas
 
     def setup(self):
-        self.params = near_params(self.meta)
-        self.signer = Signer(self.params, int(self.meta["seed"]))
+        self.signers = [Signer(near_params(m), int(m["seed"])) for m in self.metas]
 
     def process(self, batch):
-        p = self.params
-        got = self.signer.sign([d.text for d in batch], [d.lang for d in batch])
-        keys = band_keys(got.sig, p.bands, p.rows).tolist()
-        for doc, flag, sig, row in zip(batch, got.flags, got.sig, keys, strict=True):
-            if flag == 0:  # no token: nothing to compare
-                continue
-            yield ("n", doc.id), sig.tobytes()
-            for band, bucket in enumerate(row):
-                yield beam.pvalue.TaggedOutput("bands", (band_key(band, bucket), doc.id))
+        texts, langs = [d.text for d in batch], [d.lang for d in batch]
+        groups = []
+        for signer in self.signers:
+            got = signer.sign(texts, langs)
+            groups.append(
+                [s.tobytes() if f else None for f, s in zip(got.flags, got.sig, strict=True)]
+            )
+        for i, doc in enumerate(batch):
+            yield keyed(doc, (exact_key(doc.text), tuple(g[i] for g in groups)))
+
+
+def _group_signed(group: int, bands: int, rows: int):
+    """A Keyed record -> (("n", id), signature of the group); tagged "bands": (band key, id)."""
+
+    def split(record):
+        sig = record.key[1][group]
+        if sig is None:  # no token: nothing to compare
+            return
+        yield ("n", record.id), sig
+        row = band_keys(np.frombuffer(sig, dtype=np.uint32)[None, :], bands, rows)[0]
+        for band, bucket in enumerate(row.tolist()):
+            yield beam.pvalue.TaggedOutput("bands", (band_key(band, bucket), record.id))
+
+    return split
 
 
 def _candidates(joined):
@@ -138,14 +155,15 @@ def _near_verdict(best):
 class NearMatches(beam.PTransform):
     """Documents + the releases of one parameter group -> verdicts (id, (older id, detail))."""
 
-    def __init__(self, meta: dict[str, Any], releases: list[NearIndex], cap: int):
+    def __init__(self, group: int, meta: dict[str, Any], releases: list[NearIndex], cap: int):
         super().__init__()
+        self.group = group
         self.meta = meta
         self.releases = releases
         self.cap = cap
 
-    def expand(self, docs):
-        p = docs.pipeline
+    def expand(self, keys):
+        p = keys.pipeline
         band_files = [(r.release, f) for r in self.releases for f in r.bands]
         sig_files = [(r.release, f) for r in self.releases for f in r.signatures]
         older_buckets = (
@@ -163,11 +181,10 @@ class NearMatches(beam.PTransform):
             | "ReadSignatures" >> beam.ParDo(ReadIndexRows(("id", "signature")))
             | "KeySignatures" >> beam.Map(lambda r: (("p", r[0], r[1]), r[2]))
         )
-        signed = (
-            docs
-            | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=256)
-            | "Sign" >> beam.ParDo(_SignBatch(self.meta)).with_outputs("bands", main="sigs")
-        )
+        near = near_params(self.meta)
+        signed = keys | "Split" >> beam.FlatMap(
+            _group_signed(self.group, near.bands, near.rows)
+        ).with_outputs("bands", main="sigs")
         candidates = (
             (older_buckets, signed.bands)
             | "MeetBuckets" >> JoinOneToMany()
@@ -185,7 +202,24 @@ class NearMatches(beam.PTransform):
         )
 
 
-class ParentDedup(beam.PTransform):
+class ParentKeys(beam.PTransform):
+    """documents -> Keyed records (see _SignBatch)."""
+
+    def __init__(self, found: Lineage):
+        super().__init__()
+        self.metas = [meta for meta, _ in found.near_groups()]
+
+    def expand(self, docs):
+        return (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=256)
+            | "Sign" >> beam.ParDo(_SignBatch(self.metas))
+        )
+
+
+class ParentOnKeys(beam.PTransform):
+    """Keyed records (ParentKeys) -> (kept records, drops, {})."""
+
     def __init__(self, section: dict[str, Any], found: Lineage):
         super().__init__()
         self.section = section
@@ -203,7 +237,7 @@ class ParentDedup(beam.PTransform):
                 | "KeyExact" >> beam.Map(lambda r: (bytes.fromhex(r[1]), (r[0], r[2])))
                 | "LowestPerKey" >> beam.CombinePerKey(min)
             )
-            keys = docs | "Key" >> beam.Map(lambda d: (exact_key(d.text), d.id))
+            keys = docs | "Key" >> beam.Map(lambda k: (k.key[0], k.id))
             verdicts = (
                 (older, keys)
                 | "MeetExact" >> JoinOneToMany()
@@ -214,7 +248,7 @@ class ParentDedup(beam.PTransform):
             drops.append(out.drops)
         cap = int(self.section.max_bucket_parents)
         for i, (meta, releases) in enumerate(self.lineage.near_groups()):
-            verdicts = docs | f"Near{i}" >> NearMatches(meta, releases, cap)
+            verdicts = docs | f"Near{i}" >> NearMatches(i, meta, releases, cap)
             out = (docs, verdicts) | f"ApplyNear{i}" >> ApplyVerdicts(NAME, NEAR_REASON)
             docs = out.kept
             drops.append(out.drops)
@@ -223,15 +257,21 @@ class ParentDedup(beam.PTransform):
         return docs, drops | "AllDrops" >> beam.Flatten(), {}
 
 
-def build(params: RefreshParams, ctx: StageContext) -> beam.PTransform:
-    return ParentDedup(params, load_lineage(params.parent))
+def keys(params: RefreshParams, ctx: StageContext) -> beam.PTransform:
+    return ParentKeys(load_lineage(params.parent))
+
+
+def on_keys(params: RefreshParams, ctx: StageContext) -> beam.PTransform:
+    return ParentOnKeys(params, load_lineage(params.parent))
 
 
 STAGE = Stage(
     name=NAME,
     section="refresh",
     params=RefreshParams,
-    build=build,
+    build=lambda params, ctx: KeyedDedup(keys(params, ctx), on_keys(params, ctx)),
+    keys=keys,
+    on_keys=on_keys,
     needs=Needs.KEYS,
     enabled=enabled,
     summary="refresh runs: drops documents an earlier release already holds",

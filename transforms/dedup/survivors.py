@@ -180,9 +180,11 @@ class _Summary(beam.CombineFn):
 
 
 class _Snippets(beam.DoFn):
-    def process(self, doc, summary):
-        if any(doc.id == survivor for _, survivor, _ in summary["top"]):
-            yield doc.id, snippet(doc.text)
+    """The masked snippets of the largest clusters' survivors (kept `Keyed` records)."""
+
+    def process(self, kept, summary):
+        if any(kept.id == survivor for _, survivor, _ in summary["top"]):
+            yield kept.id, kept.snippet
 
 
 def _assemble(_, stage, summary, snippets, static):

@@ -55,7 +55,7 @@ def stage(p, name: str, items: list[Document], out: Path, **section):
     result = (
         p
         | f"Create{name}" >> beam.Create(items)
-        | name >> Accounted("dedup_exact", dedup_exact.build(cfg, ctx))
+        | name >> Accounted("dedup_exact", dedup_exact.STAGE.build(cfg, ctx))
     )
     for part in ("kept", "drops"):
         SINK.pop(f"{name}.{part}", None)

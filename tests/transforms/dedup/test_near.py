@@ -232,7 +232,7 @@ def build_near(p, docs, out: Path, near: dict):
     section = defaults()
     section["near"].update(near)
     ctx = StageContext("dedup_near", str(out), 0, {})
-    return p | beam.Create(docs) | Accounted("dedup_near", mh.build(section, ctx))
+    return p | beam.Create(docs) | Accounted("dedup_near", mh.STAGE.build(section, ctx))
 
 
 NEAR = {"max_bucket_size": 50, "max_rounds": 2}  # pairs and stars settle in one round

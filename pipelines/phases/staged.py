@@ -1,0 +1,76 @@
+"""Reading what a phase staged: Parquet files read back as records, a bounded batch at a time."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from gristmill.transforms.accounting import text_bytes
+from gristmill.transforms.sinks import shard_name
+
+BATCH_ROWS = 1024
+
+
+class ReadStaged(beam.DoFn):
+    """A staged Parquet file -> its rows as records, one bounded batch at a time. Documents are
+    counted as the read stage counts them (`read.<source>` bytes, documents): what the live
+    progress reads."""
+
+    def __init__(self, from_row: Callable[[dict], Any], counted: bool = False):
+        self.from_row = from_row
+        self.counted = counted
+
+    def setup(self):
+        self._counters: dict[str, tuple[Any, Any]] = {}
+
+    def process(self, path: str) -> Iterator[Any]:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS):
+                for row in batch.to_pylist():
+                    record = self.from_row(row)
+                    if self.counted:
+                        self._count(record)
+                    yield record
+
+    def _count(self, doc) -> None:
+        pair = self._counters.get(doc.source)
+        if pair is None:
+            ns = f"read.{doc.source}"
+            pair = Metrics.counter(ns, "bytes"), Metrics.counter(ns, "documents")
+            self._counters[doc.source] = pair
+        pair[0].inc(text_bytes(doc.text))
+        pair[1].inc()
+
+
+def staged_files(folders: list[str], name: str) -> list[str]:
+    """Each folder's one file of a staged table (the phases write it as shard 0 of 1)."""
+    return [posixpath.join(f, shard_name(name, 0, 1, ".parquet")) for f in folders]
+
+
+def read_ids(path: str) -> Iterator[str]:
+    """The `id` column of a staged table, a batch at a time."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS, columns=["id"]):
+            yield from batch.column(0).to_pylist()
+
+
+class SkipListed(beam.DoFn):
+    """Records whose id a staged table lists are left out (the set of ids is loaded once per
+    worker: ids only, the documents a stage dropped)."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+
+    def setup(self):
+        self.ids = {i for path in self.paths for i in read_ids(path)}
+
+    def process(self, record):
+        if record.id not in self.ids:
+            yield record
