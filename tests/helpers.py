@@ -9,12 +9,15 @@ import bz2
 import gzip
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import zstandard
+
+from gristmill.transforms.sources.paths import path_bytes
 
 # Reading tests run the read and normalize stages only: the later stages would drop short
 # test documents (quality, langid) or merge repeated ones (dedup), and they have tests of their own.
@@ -96,7 +99,7 @@ def check_release(out: Path, manifest: dict[str, Any]) -> dict[str, list[dict[st
     inputs = manifest["inputs"]
     assert stages[0]["in"] == sum(i["records"] for i in inputs)
     for entry in inputs:
-        path = Path(entry["path"])
+        path = Path(os.fsdecode(path_bytes(entry["path"])))  # names are recorded escaped
         assert entry["bytes"] == path.stat().st_size, entry["path"]
         assert entry["sha256"] == sha256_file(path), entry["path"]
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import posixpath
+import re
 import sys
 from collections import Counter
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -30,6 +32,7 @@ MANIFEST = "manifest.json"
 TABLE_SCHEMAS: dict[str, pa.Schema] = tables.TABLE_SCHEMAS
 ALWAYS_ALLOWED = ("reports/", ".gristmill.lock")  # around the manifest, never listed in it
 HF_FILES = ("tokenizer_config.json", "special_tokens_map.json")  # beside tokenizer.json
+IGNORED_LABEL = -100  # labels where nothing is predicted
 
 
 def _open(root: str, rel: str):
@@ -42,16 +45,70 @@ def _digest(root: str, rel: str) -> tuple[int, str]:
     return file_sha256(posixpath.join(root, rel))
 
 
-def _rows_and_schema(root: str, rel: str) -> tuple[int | None, pa.Schema | None]:
-    """(rows, schema) of a table file; (None, None) for files that are not tables."""
+Ranges = dict[str, tuple[int, int]]  # column -> (min, max) over a shard's values
+
+
+def _rows_and_schema(root: str, rel: str) -> tuple[int | None, pa.Schema | None, Ranges]:
+    """(rows, schema, value ranges of a shard's columns) of a table file; (None, None, {}) for
+    files that are not tables."""
     with _open(root, rel) as fh:
         if rel.endswith(".parquet"):
             pf = pq.ParquetFile(fh)
-            return pf.metadata.num_rows, pf.schema_arrow
+            return pf.metadata.num_rows, pf.schema_arrow, {}
         if rel.endswith(".arrow"):
             with pa.ipc.open_stream(fh) as reader:
-                return sum(b.num_rows for b in reader), reader.schema
-    return None, None
+                rows, ranges = 0, {}
+                for batch in reader:
+                    rows += batch.num_rows
+                    _widen(ranges, batch)
+                return rows, reader.schema, ranges
+    return None, None, {}
+
+
+def _widen(ranges: Ranges, batch: pa.RecordBatch) -> None:
+    """Min and max of each list column of a shard batch; labels without the -100 markers."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if not (pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type)):
+            continue
+        values = column.flatten()
+        if name == "labels":
+            values = pc.filter(values, pc.not_equal(values, IGNORED_LABEL))
+        if len(values) == 0:
+            continue
+        mm = pc.min_max(values)
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        old = ranges.get(name)
+        ranges[name] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+
+
+def _range_problems(rel: str, ranges: Ranges, vocab_size: int | None) -> list[str]:
+    """Token ids and labels inside the vocabulary; masks and token types 0 or 1."""
+    problems = []
+    for name in ("input_ids", "labels"):
+        if name in ranges and vocab_size is not None:
+            lo, hi = ranges[name]
+            if lo < 0 or hi >= vocab_size:
+                problems.append(
+                    f"{rel}: {name} from {lo} to {hi}, outside the vocabulary of {vocab_size}"
+                )
+    for name in ("attention_mask", "special_tokens_mask", "token_type_ids"):
+        if name in ranges and not (ranges[name][0] >= 0 and ranges[name][1] <= 1):
+            problems.append(
+                f"{rel}: {name} holds values from {ranges[name][0]} to {ranges[name][1]}"
+            )
+    return problems
+
+
+def _vocab_size(schema: pa.Schema, tokenizer: dict | None) -> int | None:
+    if tokenizer and isinstance(tokenizer.get("vocab_size"), int):
+        return tokenizer["vocab_size"]
+    try:
+        from gristmill.schemas import mlm
+
+        size = mlm.shard_metadata(schema).get("vocab_size")
+    except (ImportError, ValueError):
+        return None
+    return size if isinstance(size, int) else None
 
 
 def _shard_problems(rel: str, schema: pa.Schema, tokenizer: dict | None) -> list[str]:
@@ -89,8 +146,10 @@ def check_file(root: str, entry: dict, tokenizer: dict | None) -> list[str]:
         problems.append(f"{rel}: {size} bytes, {MANIFEST} says {entry['bytes']}")
     if sha != entry["sha256"]:
         problems.append(f"{rel}: sha256 {sha}, {MANIFEST} says {entry['sha256']}")
+    if problems:  # bytes the job did not write are never parsed: a corrupt footer or stream
+        return problems  # can abort the reader's native code, which no except clause catches
     try:
-        rows, schema = _rows_and_schema(root, rel)
+        rows, schema, ranges = _rows_and_schema(root, rel)
     except Exception as err:  # a damaged file must be named, not crash the check
         kind = "Parquet" if rel.endswith(".parquet") else "an Arrow stream"
         return [*problems, f"{rel}: cannot be read as {kind}: {str(err)[:200]}"]
@@ -107,6 +166,7 @@ def check_file(root: str, entry: dict, tokenizer: dict | None) -> list[str]:
         problems.append(f"{rel}: schema differs from schemas/tables.py: {schema.remove_metadata()}")
     if rel.endswith(".arrow"):
         problems.extend(_shard_problems(rel, schema, tokenizer))
+        problems.extend(_range_problems(rel, ranges, _vocab_size(schema, tokenizer)))
     return problems
 
 
@@ -223,6 +283,33 @@ def check_drop_reasons(root: str, manifest: dict) -> list[str]:
     ]
 
 
+INPUT_FIELDS = {"path": str, "bytes": int, "sha256": str, "records": int, "dead_letters": int}
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_inputs(manifest: dict) -> list[str]:
+    """Each listed input has its path, size, checksum and counts, of the right types (what a
+    refresh compares against); the inputs themselves are not needed."""
+    problems = []
+    for i, entry in enumerate(manifest["inputs"]):
+        where = f"{MANIFEST} inputs[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: not a mapping")
+            continue
+        for key, kind in INPUT_FIELDS.items():
+            value = entry.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                problems.append(
+                    f"{where}: {key} is {type(value).__name__}, expected {kind.__name__}"
+                )
+            elif kind is int and value < 0:
+                problems.append(f"{where}: {key} is negative")
+        sha = entry.get("sha256")
+        if isinstance(sha, str) and sha and not SHA256.fullmatch(sha):
+            problems.append(f"{where}: sha256 is not 64 hex digits")
+    return problems
+
+
 def check_extra_files(root: str, manifest: dict) -> list[str]:
     listed = {o["path"] for o in manifest["outputs"]} | {MANIFEST}
     if manifest.get("tokenizer"):
@@ -250,15 +337,29 @@ def validate_release(root: str) -> list[str]:
     except ValueError as err:
         return [f"{MANIFEST}: not valid JSON: {err}"]
     tokenizer = manifest.get("tokenizer")
+    if tokenizer is not None and not isinstance(tokenizer, dict):
+        return [f"{MANIFEST}: tokenizer is not a mapping"]
     problems: list[str] = []
     for entry in manifest["outputs"]:
-        problems.extend(check_file(root, entry, tokenizer))
-    problems.extend(check_tokenizer(root, tokenizer))
-    problems.extend(check_hf_files(root, manifest))
-    problems.extend(check_accounting(manifest))
-    problems.extend(check_drop_reasons(root, manifest))
-    problems.extend(check_extra_files(root, manifest))
+        rel = entry.get("path", "?") if isinstance(entry, dict) else "?"
+        problems.extend(_guarded(rel, check_file, root, entry, tokenizer))
+    rel_tok = (tokenizer or {}).get("path", "tokenizer.json")
+    problems.extend(_guarded(rel_tok, check_tokenizer, root, tokenizer))
+    problems.extend(_guarded(rel_tok, check_hf_files, root, manifest))
+    problems.extend(_guarded(MANIFEST, check_inputs, manifest))
+    problems.extend(_guarded(MANIFEST, check_accounting, manifest))
+    problems.extend(_guarded("drops/", check_drop_reasons, root, manifest))
+    problems.extend(_guarded(root, check_extra_files, root, manifest))
     return problems
+
+
+def _guarded(rel: str, check, *args) -> list[str]:
+    """A check's problems; a check that fails itself (a manifest of the wrong shape, a file
+    that cannot be read) is one more problem line naming what it was looking at."""
+    try:
+        return check(*args)
+    except Exception as err:
+        return [f"{rel}: cannot be checked: {type(err).__name__}: {str(err)[:200]}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,7 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("release", help="release directory (holds manifest.json)")
     args = parser.parse_args(argv)
-    problems = validate_release(args.release)
+    try:
+        problems = validate_release(args.release)
+    except Exception as err:  # never a traceback: one line, naming the release
+        problems = [f"{MANIFEST}: cannot be checked: {type(err).__name__}: {str(err)[:200]}"]
     for line in problems:
         print(f"gristmill validate: {posixpath.join(args.release, line)}", file=sys.stderr)
     if problems:

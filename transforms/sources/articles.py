@@ -9,10 +9,17 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from gristmill.transforms.sources.budget import RecordTimeout
+from gristmill.transforms.sources.parquet_rows import (
+    RowGroupVerdict,
+    open_batches,
+    parquet_file,
+    plan_row_groups,
+    row_sizes,
+)
 from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
@@ -107,7 +114,11 @@ def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
         if text is None:
             continue
         try:
-            obj = json.loads(text)
+            with ctx.budget.record():
+                obj = json.loads(text)
+        except RecordTimeout:
+            yield BadRecord(offset, "record_timeout", ctx.budget.detail())
+            continue
         except json.JSONDecodeError as err:
             yield BadRecord(offset, "invalid_json", f"{err.msg} (column {err.colno})")
             continue
@@ -118,20 +129,37 @@ def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
 
 
 def read_parquet(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
-    """Row offsets are row numbers; Parquet needs a seekable file, so it is opened on its own."""
+    """Row offsets are row numbers; Parquet needs a seekable file, so it is opened on its own.
+    Every row group is checked against the limits from the footer before it is read."""
     text_field = ctx.options.get("text_field", "text")
     with FileSystems.open(ctx.path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        pf = pq.ParquetFile(raw)
+        pf = parquet_file(raw)
         if text_field not in pf.schema_arrow.names:
-            yield BadRecord(
-                0, "missing_column", f"no column {text_field!r} in {pf.schema_arrow.names}"
-            )
+            names = pf.schema_arrow.names[:20]  # the schema's names, never a value
+            yield BadRecord(0, "missing_column", f"no column {text_field!r} in {names}")
             return
-        row = 0
-        for batch in pf.iter_batches(batch_size=1024):
-            for obj in batch.to_pylist():
-                yield from _record(obj, row, ctx)
-                row += 1
+        cap = ctx.max_decompressed_bytes
+        decoded = 0
+        for verdict in plan_row_groups(pf.metadata, ctx.max_record_bytes, cap):
+            if verdict.error:
+                yield BadRecord(verdict.first_row, verdict.error, _row_group_detail(verdict))
+                continue
+            row = verdict.first_row
+            for batch in open_batches(pf, verdict):
+                for i, size in enumerate(row_sizes(batch)):
+                    decoded += size
+                    if decoded > cap:  # dictionaries repeat short values into many rows
+                        yield BadRecord(row, "decompression_bomb", f"rows decode past {cap} bytes")
+                        return
+                    if size > ctx.max_record_bytes:
+                        yield BadRecord(row, "record_too_large", f"row {row}: {size} bytes")
+                    else:
+                        yield from _record(batch.slice(i, 1).to_pylist()[0], row, ctx)
+                    row += 1
+
+
+def _row_group_detail(v: RowGroupVerdict) -> str:
+    return f"row group {v.index}: {v.rows} rows, {v.bytes} bytes uncompressed (from the footer)"
 
 
 def read_articles(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:

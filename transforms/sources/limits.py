@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gristmill.transforms.params import option
+from gristmill.transforms.sources.budget import DEFAULT_RECORD_SECONDS
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -24,4 +25,9 @@ class ReadLimits:
         "replace",
         "replace: keep the text and report the bytes | dead_letter: the record is a dead letter",
         choices=("replace", "dead_letter"),
+    )
+    record_seconds: float = option(
+        DEFAULT_RECORD_SECONDS,
+        "time one record may take to parse; past it the record is a dead letter (0: no budget)",
+        min=0,
     )

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from resiliparse.extract.html2text import extract_plain_text
 
+from gristmill.transforms.sources.budget import RecordTimeout, check
 from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
@@ -33,7 +34,7 @@ from gristmill.transforms.sources.reader_api import (
     ReaderOutput,
     looks_binary,
 )
-from gristmill.transforms.sources.streams import InputFile
+from gristmill.transforms.sources.streams import InputFile, error_detail
 
 FROM_LINE = re.compile(rb"From \S+ +.*\d:\d\d")  # "From sender  Thu Aug 22 12:36:23 2002"
 MAX_LINE = 1 << 20
@@ -139,6 +140,7 @@ def _body(msg: Message) -> tuple[str, int, int, str]:
     html: list[str] = []
     parts = binary = 0
     for part, attached in _leaves(msg):
+        check()  # a message of many parts: the record's time budget
         parts += 1
         ctype = part.get_content_type()
         named = part is not msg and part.get_filename()  # a named inner part is an attachment
@@ -177,20 +179,25 @@ def _message(data: bytes, offset: int, ctx: ReadContext) -> ReaderOutput:
     if looks_binary(data):
         return BadRecord(offset, "binary_content", f"{len(data)} bytes with NUL bytes")
     try:
-        msg = email.message_from_bytes(data, policy=compat32)
-        if not msg.keys():
-            return BadRecord(offset, "not_a_message", "no header fields before the body")
-        hint = next(
-            (p.get_content_charset() for p, _ in _leaves(msg) if p.get_content_charset()), None
-        )
-        subject = header_text(msg, "Subject", hint)
-        body, parts, binary, text_from = _body(msg)
-        meta = {"date": _date(msg), "content_type": msg.get_content_type(), "parts": parts}
-        record_id = header_text(msg, "Message-ID")[:500]
+        with ctx.budget.record():
+            return _parsed(data, offset)
+    except RecordTimeout:
+        return BadRecord(offset, "record_timeout", ctx.budget.detail())
     except (
         Exception
     ) as err:  # compat32 rarely raises; a pathological message must not stop the file
-        return BadRecord(offset, "malformed_message", f"{type(err).__name__}: {err}"[:500])
+        return BadRecord(offset, "malformed_message", error_detail(err))
+
+
+def _parsed(data: bytes, offset: int) -> ReaderOutput:
+    msg = email.message_from_bytes(data, policy=compat32)
+    if not msg.keys():
+        return BadRecord(offset, "not_a_message", "no header fields before the body")
+    hint = next((p.get_content_charset() for p, _ in _leaves(msg) if p.get_content_charset()), None)
+    subject = header_text(msg, "Subject", hint)
+    body, parts, binary, text_from = _body(msg)
+    meta = {"date": _date(msg), "content_type": msg.get_content_type(), "parts": parts}
+    record_id = header_text(msg, "Message-ID")[:500]
     if not body:
         if binary:
             return BadRecord(offset, "binary_content", f"{binary} text part(s) with NUL bytes")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import logging
 import os
 import posixpath
 import re
@@ -17,7 +19,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from gristmill.schemas.records import DeadLetter, Document, Drop, InputStat, make_doc_id
+from gristmill.transforms.sources.budget import Budget
 from gristmill.transforms.sources.limits import ReadLimits
+from gristmill.transforms.sources.paths import file_kind, shown_path
 from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
@@ -25,7 +29,14 @@ from gristmill.transforms.sources.reader_api import (
     Reader,
     Skipped,
 )
-from gristmill.transforms.sources.streams import InputFile, classify_error
+from gristmill.transforms.sources.streams import (
+    InputFile,
+    NotRegularFile,
+    classify_error,
+    error_detail,
+)
+
+log = logging.getLogger(__name__)
 
 READ_STAGE = "read"
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -33,9 +44,10 @@ GLOB_CHARS = re.compile(r"[*?\[]")
 
 @dataclass(frozen=True, slots=True)
 class MatchedFile:
-    path: str
+    path: str  # as the filesystem gives it (a local name that is not UTF-8 keeps its escapes)
     relpath: str
     size: int
+    kind: str = "file"  # what match_inputs found: file, fifo, socket, character_device, ...
 
 
 class NoMatch(ValueError):
@@ -61,6 +73,29 @@ def _common_dir(prefixes: list[str]) -> str:
     return common[: common.rfind("/") + 1] if "/" in common else ""
 
 
+def _match_url(pattern: str) -> list[tuple[str, int]]:
+    metas = FileSystems.match([pattern])[0].metadata_list
+    return [(m.path, m.size_in_bytes) for m in metas if not m.path.endswith("/")]
+
+
+def _match_local(pattern: str) -> list[tuple[str, int]]:
+    """Local files by Python's glob: Beam's local `*` silently skips names that hold a
+    backslash or bytes that are not UTF-8. Directories are left out, every other kind kept."""
+    if GLOB_CHARS.search(pattern):
+        names = glob.glob(pattern, recursive=True, include_hidden=True)
+    else:
+        names = [pattern] if os.path.lexists(pattern) else []
+    out = []
+    for name in names:
+        if os.path.isdir(name):
+            continue
+        try:
+            out.append((name, os.stat(name).st_size))
+        except OSError:  # a dangling link: listed, and a dead letter when read
+            out.append((name, 0))
+    return out
+
+
 def match_inputs(patterns: Iterable[str]) -> list[MatchedFile]:
     """Expand paths, directories (recursively) and globs on any Beam filesystem.
 
@@ -74,24 +109,26 @@ def match_inputs(patterns: Iterable[str]) -> list[MatchedFile]:
         pattern = given
         if _is_local_dir(pattern):
             pattern = pattern.rstrip("/") + "/**"
-        files = [
-            m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")
-        ]
-        if not files and not GLOB_CHARS.search(pattern):  # a directory on an object store
-            pattern = pattern.rstrip("/") + "/**"
-            files = [
-                m for m in FileSystems.match([pattern])[0].metadata_list if not m.path.endswith("/")
-            ]
+        files = _match_local(pattern) if "://" not in pattern else _match_url(pattern)
+        if not files and "://" in pattern and not GLOB_CHARS.search(pattern):
+            pattern = pattern.rstrip("/") + "/**"  # a directory on an object store
+            files = _match_url(pattern)
         if not files:
             raise NoMatch(given)
         prefixes.append(_static_prefix(pattern))
-        for meta in files:
-            found.setdefault(meta.path, meta.size_in_bytes)
+        for path, size in files:
+            found.setdefault(path, size)
     root = _common_dir(prefixes)
     matched = []
     for path, size in sorted(found.items()):
         rel = path[len(root) :].lstrip("/") if root and path.startswith(root) else path
-        matched.append(MatchedFile(path, rel or posixpath.basename(path), size))
+        kind = file_kind(path)
+        if kind == "missing":  # a dangling link: opening it makes the dead letter
+            kind = "file"
+        if kind != "file":  # read as a dead letter, never opened: a FIFO would block forever
+            log.warning("input %s is a %s, not a regular file: not read", shown_path(path), kind)
+            size = 0
+        matched.append(MatchedFile(path, rel or posixpath.basename(path), size, kind))
     return matched
 
 
@@ -112,21 +149,33 @@ class ReadFiles(beam.DoFn):
         self.c_docs = Metrics.counter(ns, "documents")
         self.c_dead = Metrics.counter(ns, "dead_letters")
         self.c_drop = Metrics.counter(ns, "dropped")
+        self.c_special = Metrics.counter(ns, "not_regular_files")
+        self.c_timeouts = Metrics.counter(ns, "record_timeouts")
 
-    def process(self, matched: MatchedFile):
-        ctx = ReadContext(
+    def _context(self, matched: MatchedFile) -> ReadContext:
+        return ReadContext(
             source=self.source,
             path=matched.path,
-            relpath=matched.relpath,
+            relpath=shown_path(matched.relpath),
             options=self.options,
             max_record_bytes=self.limits.max_record_bytes,
             on_invalid_utf8=self.limits.on_invalid_utf8,
+            max_decompressed_bytes=self.limits.max_decompressed_bytes,
+            budget=Budget(self.limits.record_seconds),
         )
-        records = 0
-        dead = 0
+
+    def process(self, matched: MatchedFile):
+        ctx = self._context(matched)
+        records = dead = 0
         skipped: Counter[str] = Counter()
         f: InputFile | None = None
+        kind = matched.kind if matched.kind != "file" else file_kind(matched.path)
+        if kind == "missing":  # gone since matching: opening it says so (unreadable_file)
+            kind = "file"
         try:
+            if kind != "file":  # checked again now: never open what could block or never end
+                self.c_special.inc()
+                raise NotRegularFile(f"a {kind}, not a regular file: not read")
             f = InputFile(matched.path, self.limits.max_decompressed_bytes)
             for out in self.reader(f, ctx):
                 if isinstance(out, Skipped):
@@ -136,14 +185,13 @@ class ReadFiles(beam.DoFn):
                     yield beam.pvalue.TaggedOutput("dead", self._dead(matched, out))
                 else:
                     records += 1
-                    yield from self._emit(matched, out)
+                    yield from self._emit(matched, ctx.relpath, out)
         except Exception as err:  # the reader stops here; what it read so far is kept
             dead += 1
-            offset = _safe_tell(f)
-            yield beam.pvalue.TaggedOutput(
-                "dead", self._dead(matched, BadRecord(offset, classify_error(err), str(err)[:500]))
-            )
-        size, digest = _finish(f, matched)
+            bad = BadRecord(_safe_tell(f), classify_error(err), error_detail(err))
+            yield beam.pvalue.TaggedOutput("dead", self._dead(matched, bad))
+        self.c_timeouts.inc(ctx.budget.timeouts)
+        size, digest = _finish(f, matched) if kind == "file" else (0, "")
         self.c_files.inc()
         self.c_bytes.inc(size)
         self.c_dead.inc(dead)
@@ -151,7 +199,7 @@ class ReadFiles(beam.DoFn):
             "inputs",
             InputStat(
                 source=self.source,
-                path=matched.path,
+                path=shown_path(matched.path),
                 bytes=size,
                 sha256=digest,
                 records=records,
@@ -160,9 +208,9 @@ class ReadFiles(beam.DoFn):
             ),
         )
 
-    def _emit(self, matched: MatchedFile, rec: RawRecord):
+    def _emit(self, matched: MatchedFile, relpath: str, rec: RawRecord):
         self.c_records.inc()
-        doc_id = make_doc_id(self.source, matched.relpath, rec.offset)
+        doc_id = make_doc_id(self.source, relpath, rec.offset)
         if rec.drop:
             self.c_drop.inc()
             yield beam.pvalue.TaggedOutput(
@@ -177,13 +225,14 @@ class ReadFiles(beam.DoFn):
         yield Document(
             id=doc_id,
             source=self.source,
-            url_or_path=rec.url_or_path or matched.relpath,
+            url_or_path=rec.url_or_path or relpath,
             text=rec.text,
             meta=meta,
         )
 
     def _dead(self, matched: MatchedFile, bad: BadRecord) -> DeadLetter:
-        return DeadLetter(self.source, matched.path, bad.offset, bad.error, bad.detail)
+        Metrics.counter(f"{READ_STAGE}.{self.source}", f"dead_letters.{bad.error}").inc()
+        return DeadLetter(self.source, shown_path(matched.path), bad.offset, bad.error, bad.detail)
 
 
 def _safe_tell(f: InputFile | None) -> int:

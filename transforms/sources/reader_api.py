@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gristmill.transforms.sources.budget import Budget
 from gristmill.transforms.sources.streams import InputFile
 
 
@@ -49,10 +51,17 @@ class ReadContext:
     options: dict[str, Any]
     max_record_bytes: int
     on_invalid_utf8: str  # "replace" | "dead_letter"
+    max_decompressed_bytes: int = 1 << 62
+    budget: Budget = field(default_factory=Budget)
 
 
 class Reader(Protocol):
     def __call__(self, f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]: ...
+
+
+def fingerprint(data: bytes) -> str:
+    """How a dead letter names a piece of input: its size and a hash, never its bytes."""
+    return f"{len(data)} bytes, blake2b {hashlib.blake2b(data, digest_size=8).hexdigest()}"
 
 
 BINARY_NUL_FRACTION = 0.001

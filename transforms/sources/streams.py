@@ -10,6 +10,7 @@ import bz2
 import gzip
 import hashlib
 import io
+import re
 import zlib
 from typing import BinaryIO
 
@@ -17,14 +18,24 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from gristmill.transforms.sources.budget import RecordTimeout
+
 GZIP_MAGIC = b"\x1f\x8b"
 BZ2_MAGIC = b"BZh"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 READ_PIECE = 16 << 10
+# zstd blocks inflate to at most 128 KiB from as little as 4 bytes: 128 compressed bytes give at
+# most ~4 MiB per step. Windows past 128 MiB (zstd's own default limit) are refused.
+ZSTD_STEP = 128
+ZSTD_MAX_WINDOW = 1 << 27
 
 
 class DecompressionBomb(IOError):
     """The decompressed stream grew past the configured cap."""
+
+
+class NotRegularFile(OSError):
+    """A FIFO, socket, device or directory among the inputs: never opened."""
 
 
 def sniff_compression(head: bytes) -> str:
@@ -98,33 +109,41 @@ class CappedReader(io.RawIOBase):
 
 
 class ZstdFrames(io.RawIOBase):
-    """Reads every zstd frame in turn, and raises EOFError when the input ends inside a frame
-    (zstandard's stream_reader returns the partial data without a word)."""
+    """Reads every zstd frame in turn, in steps of ZSTD_STEP compressed bytes so that no step
+    inflates past a few MiB (a bomb then meets the cap after a bounded amount of work), and
+    raises EOFError when the input ends inside a frame (zstandard's stream_reader returns the
+    partial data without a word, and its decompressobj inflates a whole chunk at once)."""
 
     def __init__(self, raw: BinaryIO):
         self._raw = raw
-        self._dctx = zstandard.ZstdDecompressor()
+        self._dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
         self._obj = self._dctx.decompressobj()
         self._in_frame = False
-        self._pending = b""
+        self._input = b""
+        self._ipos = 0
+        self._out = memoryview(b"")
+        self._opos = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._pending:
-            chunk = self._raw.read(READ_PIECE)
-            if not chunk:
-                if self._in_frame:
-                    raise EOFError("zstd stream ended inside a frame (truncated input)")
-                return 0
-            self._pending = self._feed(chunk)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        while self._opos >= len(self._out):
+            if self._ipos >= len(self._input):
+                self._input, self._ipos = self._raw.read(READ_PIECE), 0
+                if not self._input:
+                    if self._in_frame:
+                        raise EOFError("zstd stream ended inside a frame (truncated input)")
+                    return 0
+            step = self._input[self._ipos : self._ipos + ZSTD_STEP]
+            self._ipos += len(step)
+            self._out, self._opos = memoryview(self._step(step)), 0
+        n = min(len(buffer), len(self._out) - self._opos)
+        buffer[:n] = self._out[self._opos : self._opos + n]  # an index, never a copied remainder
+        self._opos += n
         return n
 
-    def _feed(self, chunk: bytes) -> bytes:
+    def _step(self, chunk: bytes) -> bytes:
         out = []
         while chunk:
             self._in_frame = True
@@ -134,13 +153,17 @@ class ZstdFrames(io.RawIOBase):
             chunk = self._obj.unused_data
             self._obj = self._dctx.decompressobj()
             self._in_frame = False
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
 
 def classify_error(err: BaseException) -> str:
     """A stable dead-letter error name for what went wrong while reading a file."""
     if isinstance(err, DecompressionBomb):
         return "decompression_bomb"
+    if isinstance(err, NotRegularFile):
+        return "not_a_regular_file"
+    if isinstance(err, RecordTimeout):
+        return "record_timeout"
     if isinstance(err, EOFError):
         return "truncated_input"
     if isinstance(err, zlib.error | zstandard.ZstdError | gzip.BadGzipFile):
@@ -150,6 +173,27 @@ def classify_error(err: BaseException) -> str:
     if isinstance(err, IsADirectoryError | FileNotFoundError | PermissionError):
         return "unreadable_file"
     return type(err).__name__
+
+
+# Exceptions whose messages are the library's own words; any quoted part is still masked (gzip
+# quotes the first bytes of a file that is not gzip). Every other message may quote the input.
+_OURS = (DecompressionBomb, NotRegularFile, RecordTimeout)  # messages built from numbers only
+_OWN_WORDS = (EOFError, zlib.error)
+_QUOTED = re.compile(r"""b?'[^']*'|b?"[^"]*"|\(.*\)""")
+
+
+def error_detail(err: BaseException) -> str:
+    """What a dead letter says about an exception: its type, and its message only when that
+    cannot hold input bytes (a dead letter never carries the input's bytes)."""
+    name = type(err).__name__
+    if isinstance(err, _OURS):
+        return f"{name}: {err}"[:300]
+    own = isinstance(err, (*_OWN_WORDS, zstandard.ZstdError)) or (
+        type(err) in (OSError, gzip.BadGzipFile) and not getattr(err, "filename", None)
+    )
+    if not own:
+        return name
+    return f"{name}: {_QUOTED.sub('…', str(err))}"[:300]
 
 
 class InputFile:

@@ -24,6 +24,7 @@ from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 from gristmill.transforms.sources import html_text as ht
+from gristmill.transforms.sources.budget import RecordTimeout
 from gristmill.transforms.sources.reader_api import (
     BadRecord,
     RawRecord,
@@ -31,10 +32,12 @@ from gristmill.transforms.sources.reader_api import (
     ReaderOutput,
     Skipped,
     decode_text,
+    fingerprint,
     looks_binary,
 )
-from gristmill.transforms.sources.streams import DecompressionBomb, InputFile
+from gristmill.transforms.sources.streams import DecompressionBomb, InputFile, error_detail
 
+MIME = re.compile(r"[a-z0-9][a-z0-9.+-]{0,60}/[a-z0-9][a-z0-9.+-]{0,60}")
 WARC_LINE = re.compile(rb"WARC/\d+\.\d+[ \t]*\r?\n")
 MAX_LINE = 64 << 10
 MAX_HEADER = 256 << 10
@@ -48,7 +51,7 @@ class _BrokenInput(Exception):
 
     def __init__(self, err: BaseException):
         self.kind = "truncated_input" if isinstance(err, EOFError) else "corrupt_input"
-        self.detail = f"{type(err).__name__}: {err}"[:300]
+        self.detail = error_detail(err)
         super().__init__(self.kind, self.detail)
 
 
@@ -157,7 +160,8 @@ def _frames(cur: _Cursor, ctx: ReadContext) -> Iterator[Frame | BadRecord | Skip
                 continue  # extra blank lines between records
             if not WARC_LINE.fullmatch(line):
                 skipped = len(line) + _resync(cur)
-                yield BadRecord(offset, "invalid_record", f"{skipped} bytes skipped: {line[:40]!r}")
+                detail = f"{skipped} bytes skipped; first line {fingerprint(line)}"
+                yield BadRecord(offset, "invalid_record", detail)
                 continue
             header, problem = _header(cur, line)
             headers = _WARC_HEADERS.parse(io.BytesIO(header))
@@ -166,8 +170,8 @@ def _frames(cur: _Cursor, ctx: ReadContext) -> Iterator[Frame | BadRecord | Skip
                 cur.unread(header[len(line) :])
                 _resync(cur)
                 kind = "truncated_record" if problem.startswith("header cut") else "invalid_header"
-                detail = problem or f"Content-Length {headers.get_header('Content-Length')!r}"
-                yield BadRecord(offset, kind, f"{detail}: {header[:100]!r}")
+                detail = problem or "Content-Length missing or not a number"
+                yield BadRecord(offset, kind, f"{detail}; header {fingerprint(header)}")
                 continue
             rtype = (headers.get_header("WARC-Type") or "").strip().lower()
             block_offset = cur.pos
@@ -247,7 +251,7 @@ def _document(frame: Frame, ctx: ReadContext, extractor: str) -> Iterator[Reader
         ctype = meta["content_type"] = (http.get_header("Content-Type") or "").strip()
         status = http.get_statuscode() or ""
         if not (status.isascii() and status.isdigit() and 200 <= int(status) < 300):
-            yield record("", "http_status", status[:40] or http.statusline[:40])
+            yield record("", "http_status", status if status.isdigit() else "unreadable status")
             return
         if not fits:
             yield BadRecord(offset, "record_too_large", "decoded HTTP payload over the limit")
@@ -255,7 +259,8 @@ def _document(frame: Frame, ctx: ReadContext, extractor: str) -> Iterator[Reader
     identified = ht.mime_type(headers.get_header("WARC-Identified-Payload-Type"))
     vague_but_html = ht.mime_type(ctype) in ht.VAGUE_TYPES and identified in ht.HTML_TYPES
     if not (ht.is_html(ctype, payload) or vague_but_html):
-        yield record("", "not_html", ht.mime_type(ctype) or "unknown")
+        mime = ht.mime_type(ctype)
+        yield record("", "not_html", mime if MIME.fullmatch(mime) else "unknown")
         return
     yield from _extract(offset, payload, ctype, extractor, record)
 
@@ -265,8 +270,10 @@ def _extract(
 ) -> Iterator[ReaderOutput]:
     try:
         text = ht.html_to_text(data, ctype, extractor)
+    except RecordTimeout:
+        raise
     except Exception as err:  # a parser bug on one page must not stop the file
-        yield BadRecord(offset, "extraction_failed", f"{type(err).__name__}: {err}"[:300])
+        yield BadRecord(offset, "extraction_failed", error_detail(err))
         return
     yield record(text) if text else record("", "no_text")
 
@@ -277,9 +284,12 @@ def _read_warc(f: InputFile, ctx: ReadContext, extractor: str) -> Iterator[Reade
             yield frame
             continue
         try:  # whole outputs or none, so a record that fails half-way leaves one dead letter
-            outputs = list(_document(frame, ctx, extractor))
+            with ctx.budget.record():
+                outputs = list(_document(frame, ctx, extractor))
+        except RecordTimeout:
+            outputs = [BadRecord(frame[0], "record_timeout", ctx.budget.detail())]
         except Exception as err:
-            outputs = [BadRecord(frame[0], "invalid_record", f"{type(err).__name__}: {err}"[:300])]
+            outputs = [BadRecord(frame[0], "invalid_record", error_detail(err))]
         yield from outputs
 
 
@@ -301,7 +311,12 @@ def _read_html(f: InputFile, ctx: ReadContext, extractor: str) -> Iterator[Reade
     if looks_binary(data):
         yield record("", "not_html", "binary")
         return
-    yield from _extract(0, data, "", extractor, record)
+    try:
+        with ctx.budget.record():
+            outputs = list(_extract(0, data, "", extractor, record))
+    except RecordTimeout:
+        outputs = [BadRecord(0, "record_timeout", ctx.budget.detail())]
+    yield from outputs
 
 
 def read_web(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+from gristmill.transforms.sources.budget import RecordTimeout
 from gristmill.transforms.sources.reader_api import BadRecord, RawRecord, ReadContext, ReaderOutput
-from gristmill.transforms.sources.streams import DecompressionBomb, InputFile
+from gristmill.transforms.sources.streams import DecompressionBomb, InputFile, error_detail
 from gristmill.transforms.sources.wikitext import wikitext_to_text
 
 CHUNK = 1 << 18  # also bounds the parser events queued at once (a few times the chunk)
@@ -110,11 +111,14 @@ def _page_record(
     if rev.model and rev.model != "wikitext":
         return drop("wiki_content_model", rev.model)
     if len(rev.text) > ctx.max_record_bytes:
-        return BadRecord(ordinal, "record_too_large", f"page {title!r}: {len(rev.text)} chars")
+        return BadRecord(ordinal, "record_too_large", f"wikitext of {len(rev.text)} chars")
     try:
-        text = wikitext_to_text(rev.text)
+        with ctx.budget.record():
+            text = wikitext_to_text(rev.text)
+    except RecordTimeout:
+        return BadRecord(ordinal, "record_timeout", ctx.budget.detail())
     except Exception as err:  # mwparserfromhell gives up on some pathological markup
-        return BadRecord(ordinal, "wikitext_error", f"page {title!r}: {type(err).__name__}: {err}")
+        return BadRecord(ordinal, "wikitext_error", error_detail(err))
     if not text:
         return drop("no_text")
     return RawRecord(ordinal, text, url, meta, record_id=page_id)
@@ -209,7 +213,7 @@ def read_wiki(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
         except (OSError, EOFError) as err:  # a cut-off or corrupt gzip/bz2/zstd stream
             kind = "truncated_input" if isinstance(err, EOFError) else "corrupt_input"
             where = f"page {dump.ordinal}, decompressed byte {fed.start + len(fed.chunk)}"
-            yield BadRecord(dump.ordinal, kind, f"{where}: {type(err).__name__}: {err}"[:500])
+            yield BadRecord(dump.ordinal, kind, f"{where}: {error_detail(err)}")
             return
         try:
             if chunk:

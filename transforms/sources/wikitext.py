@@ -17,9 +17,20 @@ import mwparserfromhell
 from mwparserfromhell import nodes as mw
 from mwparserfromhell.wikicode import Wikicode
 
+from gristmill.transforms.sources.budget import check
+from gristmill.transforms.sources.wikitext_linear import (
+    cut_elements,
+    drop_unmatched,
+    escape_open_braces,
+    escape_open_links,
+    verbatim_split,
+)
+
 HEADING = "\x00"  # marks heading lines until the final pass; NUL never occurs in XML text
 LIST_ITEM = "\x01"  # marks list items, so an item emptied of templates leaves no blank line
 SEP = "\x02"  # fences tag, template and entity output so '' runs do not join across them
+VERBATIM = "\x03"  # fences the placeholder of a <nowiki> or <pre> element during the pre-pass
+PLACEHOLDER = re.compile("\x03(\\d+)\x03")
 DROP_TAGS = frozenset(
     {"ref", "references", "table", "gallery", "math", "chem", "ce", "timeline", "score", "graph"}
     | {"mapframe", "maplink", "imagemap", "hiero", "inputbox", "categorytree", "templatedata"}
@@ -39,18 +50,14 @@ RANGE_WORDS = frozenset({"-", "–", "to", "and", "or", "by", "x", "×", "+"})
 
 # Pre-pass on the wikitext.
 COMMENTS = re.compile(r"<!--.*?(?:-->|$)", re.S)
-DROPPED_ELEMENTS = re.compile(
-    r"<(ref|math|chem|ce|score|timeline|graph|syntaxhighlight|source|gallery)\b"
-    r"(?:[^>]*?/>|[^>]*>.*?</\1\s*>)",
-    re.S | re.I,
-)
 BRACES = re.compile(r"\{\{|\}\}")
 TEMPLATE_NAME = re.compile(r"\{\{\s*([^{}|]*)")
 TABLE_OPEN = re.compile(r"^[ \t:]*\{\|")
+MAX_OPEN_TABLES = 16
 TABLE_CLOSE = re.compile(r"^[ \t]*\|\}")
 SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|([^\[\]{}<>|\n]*))?\]\]")
 SIMPLE_EXTERNAL = re.compile(r"\[(?:https?:)?//[^\s\[\]<>]+(?:[ \t]+([^\[\]\n]*))?\]")
-VERBATIM = re.compile(r"(<nowiki\s*>.*?</nowiki\s*>|<pre\b[^>]*>.*?</pre\s*>)", re.S | re.I)
+LIST_RUN = re.compile(r"^([*#:;])[*#:;]+", re.M)  # nesting depth shows nothing in plain text
 QUOTE_RUN = re.compile(r"'{4,}")  # 4 or 6 quotes: bold/italic emptied by a cut template
 
 # Clean-up of the rendered text.
@@ -152,6 +159,10 @@ def _cut_tables(text: str) -> str:
                 held = []
                 continue
         (held if depth else out).append(line)
+    # an unclosed table goes back to the parser (which may still close it), but past a few
+    # `{|` lines not their openers: the parser rescans the rest of the page from each one
+    if sum(1 for line in held if TABLE_OPEN.match(line)) > MAX_OPEN_TABLES:
+        held = [line for line in held if not TABLE_OPEN.match(line)]
     return "\n".join(out + held)
 
 
@@ -178,8 +189,9 @@ def _quote_run(m: re.Match[str]) -> str:
 
 
 def _prestrip_part(text: str) -> str:
-    text = DROPPED_ELEMENTS.sub("", text)
-    text = _cut_tables(_cut_templates(text))
+    text = drop_unmatched(cut_elements(text))
+    text = LIST_RUN.sub(r"\1", escape_open_links(text))
+    text = _cut_tables(escape_open_braces(_cut_templates(text)))
     text = SIMPLE_LINK.sub(lambda m: _link_text(m.group(1), m.group(2)), text)
     text = SIMPLE_EXTERNAL.sub(lambda m: m.group(1) or "", text)
     return QUOTE_RUN.sub(_quote_run, text) if "''''" in text else text
@@ -188,15 +200,21 @@ def _prestrip_part(text: str) -> str:
 def prestrip(wikitext: str) -> str:
     """Cut comments, refs, math and the like, non-prose templates and tables; resolve plain links.
 
-    The contents of <nowiki> and <pre> are left as they are, for the parser to keep verbatim.
+    The contents of <nowiki> and <pre> are left as they are, for the parser to keep verbatim:
+    each stands in as a placeholder while the page around it is cut, so a template or tag that
+    spans one is still seen whole.
     """
-    for marker in (HEADING, LIST_ITEM, SEP):
+    for marker in (HEADING, LIST_ITEM, SEP, VERBATIM):
         wikitext = wikitext.replace(marker, "")
     text = COMMENTS.sub("", wikitext)
     if "<nowiki" not in text and "<pre" not in text:
         return _prestrip_part(text)
-    parts = VERBATIM.split(text)  # odd items are the verbatim elements
-    return "".join(p if i % 2 else _prestrip_part(p) for i, p in enumerate(parts))
+    parts = verbatim_split(text)  # odd items are the verbatim elements
+    kept = parts[1::2]
+    masked = "".join(
+        p if i % 2 == 0 else f"{VERBATIM}{i // 2}{VERBATIM}" for i, p in enumerate(parts)
+    )
+    return PLACEHOLDER.sub(lambda m: kept[int(m.group(1))], _prestrip_part(masked))
 
 
 def _tag(tag: mw.Tag) -> str:
@@ -216,6 +234,7 @@ def _tag(tag: mw.Tag) -> str:
 
 
 def _node(node: mw.Node) -> str:
+    check()  # the record's time budget (budget.py)
     if isinstance(node, mw.Text):
         return STRAY_TAG.sub("", node.value) if "<" in node.value else node.value
     if isinstance(node, mw.Wikilink):

@@ -198,3 +198,109 @@ def test_unreachable_or_missing_paths_name_the_path():
 def test_unknown_errors_keep_type_and_first_line():
     assert errors.explain(KeyError("x")) is None
     assert errors.one_line(ValueError("first\nsecond")) == "ValueError: first"
+
+
+# ---- hostile releases: never a crash, token ids inside the vocabulary ------------------------
+
+
+def _rewrite_shard(root: Path, rel: str, change) -> None:
+    """Rewrite a shard with `change(columns)` applied, and list its new bytes in the manifest."""
+    with pa.memory_map(str(root / rel)) as source, pa.ipc.open_stream(source) as reader:
+        table = reader.read_all()
+    columns = {name: table.column(name).to_pylist() for name in table.schema.names}
+    change(columns)
+    with pa.ipc.new_stream(str(root / rel), table.schema) as writer:
+        writer.write_table(pa.table(columns, schema=table.schema))
+    data = (root / rel).read_bytes()
+    manifest = _manifest(root)
+    entry = next(o for o in manifest["outputs"] if o["path"] == rel)
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    _save(root, manifest)
+
+
+def test_token_ids_past_the_vocabulary_are_flagged(copy):
+    rel = _first(copy, "shards/")
+    vocab = _manifest(copy)["tokenizer"]["vocab_size"]
+
+    def past_the_end(columns):
+        columns["input_ids"][0][1] = vocab
+
+    _rewrite_shard(copy, rel, past_the_end)
+    problems = validate_release(str(copy))
+    assert problems == [f"{rel}: input_ids from 0 to {vocab}, outside the vocabulary of {vocab}"]
+
+
+def test_a_label_past_the_vocabulary_and_a_mask_of_two_are_flagged(copy):
+    rel = _first(copy, "shards/")
+    vocab = _manifest(copy)["tokenizer"]["vocab_size"]
+
+    def broken(columns):
+        columns["labels"][0][0] = vocab + 5
+        columns["attention_mask"][0][0] = 2
+
+    _rewrite_shard(copy, rel, broken)
+    problems = validate_release(str(copy))
+    assert any(p.startswith(f"{rel}: labels") and "outside the vocabulary" in p for p in problems)
+    assert any(p.startswith(f"{rel}: attention_mask holds values") for p in problems), problems
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "directory"])
+def test_damaged_files_are_one_line_each_never_a_crash(copy, damage):
+    listed = [o["path"] for o in _manifest(copy)["outputs"]]
+    for rel in listed:
+        path = copy / rel
+        if damage == "truncate":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+        elif damage == "garbage":
+            path.write_bytes(b"PAR1" + bytes(range(256)) * 8 + b"PAR1")
+        elif damage == "empty":
+            path.write_bytes(b"")
+        else:
+            path.unlink()
+            path.mkdir()
+    problems = validate_release(str(copy))
+    assert problems
+    for line in problems:
+        assert "\n" not in line
+        assert line.split(":", 1)[0] in {*listed, "manifest.json", "drops/", "tokenizer.json"} or (
+            line.startswith(str(copy))
+        ), line
+    assert {p.split(":", 1)[0] for p in problems} >= set(listed)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m["outputs"].append({"path": "documents/x.parquet"}),  # no bytes, no sha256
+        lambda m: m.update(tokenizer=["not", "a", "mapping"]),
+        lambda m: m["stages"].append("not a stage"),
+        lambda m: m["outputs"].append("not an entry"),
+        lambda m: m["inputs"].append({"path": 3}),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_a_line_not_a_crash(copy, change, capsys):
+    manifest = _manifest(copy)
+    change(manifest)
+    _save(copy, manifest)
+    assert main([str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert err and "Traceback" not in err
+
+
+def test_validate_in_its_own_process_exits_1_on_a_corrupt_release(copy):
+    """The command as a user runs it: a corrupted shard and table give exit 1, not an abort."""
+    import subprocess
+    import sys
+
+    for rel in (_first(copy, "shards/"), _first(copy, "documents/")):
+        _flip(copy / rel, 0.9)
+        _flip(copy / rel, 0.1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gristmill", "validate", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
