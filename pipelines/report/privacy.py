@@ -25,9 +25,12 @@ from apache_beam.io.filesystems import FileSystems
 
 from gristmill import __version__
 from gristmill.pipelines.report.data import stages_with
+from gristmill.pipelines.report.privacy_residual import (
+    residual_summary,
+    scanned,
+    shaped_examples,
+)
 from gristmill.schemas.tables import FINDINGS_DIR
-
-NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME")
 
 
 def _per_mb(count: int, nbytes: int) -> float:
@@ -56,34 +59,6 @@ def findings_files(root: str) -> list[dict[str, Any]]:
             {"path": posixpath.relpath(meta.path, root), "rows": rows, "bytes": meta.size_in_bytes}
         )
     return out
-
-
-def residual_summary(residual: dict | None, mode: str) -> dict[str, Any]:
-    """The residual scan's counts with a verdict: pattern entities must be gone."""
-    if not residual or not residual.get("enabled", True):
-        return {"verdict": "not run", "pattern_findings": 0, "other_findings": 0}
-    found = residual.get("findings", {})
-    pattern = {k: v for k, v in found.items() if k not in NER_TYPES}
-    other = {k: v for k, v in found.items() if k in NER_TYPES}
-    if not residual.get("documents"):
-        verdict = "no sample"
-    elif sum(pattern.values()) == 0:
-        verdict = "pass"
-    else:
-        verdict = "fail"
-    note = (
-        "names and places are not scrubbed in fast mode; the residual scan lists them"
-        if mode == "fast" and other
-        else ""
-    )
-    return {
-        **residual,
-        "pattern_findings": sum(pattern.values()),
-        "other_findings": sum(other.values()),
-        "per_mb": {k: _per_mb(v, residual.get("bytes", 0)) for k, v in sorted(found.items())},
-        "verdict": verdict,
-        "note": note,
-    }
 
 
 def _recorded_section(config: dict) -> dict:
@@ -144,8 +119,9 @@ def build_report(rows: list, config: dict, findings: list[dict] | None = None) -
         "config": pii_config or {},
         "totals": totals,
         "sources": out_sources,
-        "examples": values.get("examples", {}),
-        "residual": residual_summary(values.get("residual"), mode),
+        "scanned": scanned(pii_config or {}),
+        "examples": shaped_examples(values.get("examples", {})),
+        "residual": residual_summary(values.get("residual"), mode, totals["documents"]),
         "findings_files": files,
         "checks": {
             "findings_rows": sum(f["rows"] for f in files),
@@ -242,6 +218,23 @@ def _totals_html(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _scanned_html(report: dict[str, Any]) -> list[str]:
+    """What was scanned, in which mode, and the salt's status."""
+    sc = report.get("scanned") or {}
+    if not sc:
+        return []
+    rows = [
+        ["fields scrubbed", ", ".join(sc["fields"])],
+        ["not scanned by this stage", sc["not_scanned_here"]],
+        ["mode", sc["mode"]],
+        ["pattern entity types", ", ".join(sc["entities"])],
+        ["NER entity types", ", ".join(sc["ner_entities"]) or "none (fast mode)"],
+        ["HMAC salt", sc["salt"]["status"]],
+        ["salt fingerprint", sc["salt"]["fingerprint"]],
+    ]
+    return ["<h2>What was scanned</h2>", _table(["", ""], rows)]
+
+
 def _residual_html(report: dict[str, Any]) -> list[str]:
     """The residual re-scan of scrubbed documents and its verdict."""
     r = report["residual"]
@@ -254,6 +247,8 @@ def _residual_html(report: dict[str, Any]) -> list[str]:
         f"sample rate {_e(r.get('sample_rate', ''))}) scanned again in full mode without the pre-screen; "
         f"pattern entities left: {r['pattern_findings']}, names/places left: {r['other_findings']}.</p>"
     )
+    if r.get("bound"):
+        out.append(f"<p>{_e(r['bound'])}.</p>")
     if r.get("note"):
         out.append(f'<p class="muted">{_e(r["note"])}</p>')
     if r.get("findings"):
@@ -298,7 +293,7 @@ def _details_html(report: dict[str, Any]) -> list[str]:
             f'<div class="card"><b>{_e(kind)}</b><br>{_histogram(v["score_histogram"])}</div>'
         )
     out.append("</div>")
-    out.append("<h2>Examples (already redacted)</h2>")
+    out.append("<h2>Examples (scrubbed, every word but placeholders shown as its shape)</h2>")
     for source, kinds in report["examples"].items():
         for kind, contexts in kinds.items():
             out.append(f"<p><b>{_e(source)}</b> · {_e(kind)}</p>")
@@ -363,7 +358,7 @@ def render_html(report: dict[str, Any]) -> str:
             [[k, v["findings"], v["documents"], v["per_mb"]] for k, v in t["by_type"].items()],
         ),
     ]
-    for part in (_totals_html, _residual_html, _sources_html, _details_html):
+    for part in (_scanned_html, _totals_html, _residual_html, _sources_html, _details_html):
         out.extend(part(report))
     out.append("</body></html>\n")
     return "\n".join(out)

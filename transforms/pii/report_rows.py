@@ -28,6 +28,10 @@ class DocStats(NamedTuple):
     failed: bool
 
 
+LEFT = "documents_with_pattern_findings"  # re-scanned documents still holding a pattern entity
+NER_KINDS = ("PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME")
+
+
 class ResidualStats(NamedTuple):
     source: str
     bytes: int
@@ -111,10 +115,11 @@ class SummariseSources(beam.CombineFn):
 
 class SummariseResidual(beam.CombineFn):
     def create_accumulator(self):
-        return {"documents": 0, "bytes": 0, "findings": {}, "by_source": {}}
+        return {"documents": 0, "bytes": 0, "findings": {}, "by_source": {}, LEFT: 0}
 
     def add_input(self, acc, r: ResidualStats):
         acc["documents"] += 1
+        acc[LEFT] += any(k not in NER_KINDS and n for k, n in r.counts.items())
         acc["bytes"] += r.bytes
         _add(acc["findings"], r.counts)
         src = acc["by_source"].setdefault(r.source, {"documents": 0, "bytes": 0, "findings": {}})
@@ -128,6 +133,7 @@ class SummariseResidual(beam.CombineFn):
         for acc in accs:
             out["documents"] += acc["documents"]
             out["bytes"] += acc["bytes"]
+            out[LEFT] += acc.get(LEFT, 0)
             _add(out["findings"], acc["findings"])
             for source, src in acc["by_source"].items():
                 into = out["by_source"].setdefault(

@@ -8,15 +8,21 @@ NER for documents in `pii.ner_languages` (a document without a language label co
 their type (`pii.operators`, else `pii.operator`): `replace` (`<EMAIL_ADDRESS>`), `mask`,
 `hash` (salted HMAC) or `redact`.
 
+Fields outside the text: `url_or_path` and every `meta` value are scanned by the same engine in
+the same mode and scrubbed by the same operators (`fields`); their findings name the field in
+`recognizer` (`url_or_path/EmailRecognizer`, `meta.author/...`) and are counted in
+`meta.pii_fields`. Report examples show scrubbed context as word shapes (`shapes`).
+
 Outputs: the scrubbed documents; `pii/findings-*.parquet` (doc id, source, type, offsets, score,
 recognizer, HMAC of the value); report rows for `reports/privacy.*` (see `pii_report`),
 including a residual scan: a deterministic sample (`pii.residual.sample_rate`, chosen by a hash
 of seed and document id) of the scrubbed output is scanned again in `full` mode without the
 pre-screen, and whatever is still found is counted per type.
 
-`pii.salt` keys every HMAC. Its default is public, so hashes made with it can be reversed by
-anyone who guesses the value: set it for real use, preferably as `env:VARNAME` so that the salt
-itself is read from the environment and never written into the job file or the manifest.
+`pii.salt` keys every HMAC (see `hashing`): `env:VARNAME`, or empty for the key file
+`pii.salt_file` (made on first use, owner-only, outside the release). The driver makes the key
+file; workers only read it, so every worker of a run uses one key. A declared demo salt
+(`demo:...`) is public and said so.
 
 Bad input: a recognizer that raises costs only its entity type (counted as
 `pii/<source>.errors.<group>`), the document is still scrubbed by what ran; a document nothing
@@ -28,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -38,14 +45,28 @@ from gristmill.schemas.records import Document, Drop
 from gristmill.transforms.accounting import SourceCounters, text_bytes
 from gristmill.transforms.params import as_dict
 from gristmill.transforms.pii.config import PiiParams, describe, engine_settings, recorded_config
+from gristmill.transforms.pii.fields import (
+    URL_OR_PATH,
+    field_values,
+    label,
+    replaced_meta,
+    scan_text,
+    shifted,
+)
 from gristmill.transforms.pii.findings import (
     FINDINGS_PREFIX,
     PiiFinding,
     finding_key,
     findings_table,
 )
-from gristmill.transforms.pii.hashing import DEFAULT_SALT, resolve_salt, value_hash
+from gristmill.transforms.pii.hashing import (
+    DEMO_PREFIX,
+    key_path,
+    resolve_salt,
+    value_hash,
+)
 from gristmill.transforms.pii.report_rows import DocStats, ReportRows, ResidualStats, score_bin
+from gristmill.transforms.pii.shapes import shaped
 from gristmill.transforms.sinks import WriteShardedParquet
 from gristmill.transforms.stage import DROPPED, KEPT, Cost, Stage, StageContext
 
@@ -78,7 +99,7 @@ class PiiScrub(beam.DoFn):
         from gristmill.transforms.pii.scrub import Scrubber, operator_config
 
         s = self.section
-        self.key = resolve_salt(s["salt"])
+        self.key = resolve_salt(s["salt"], s["salt_file"])
         self.engine = PiiEngine(engine_settings(s), with_ner=self.full or self.residual)
         options = {"mask": s["mask"], "hash_chars": s["hash_chars"]}
         self.scrubber = Scrubber(
@@ -117,70 +138,97 @@ class PiiScrub(beam.DoFn):
                 yield wv if tag == KEPT else beam.pvalue.TaggedOutput(tag, wv)
 
     def _scan_batch(self, docs: list[Document]) -> list[list]:
+        scan_fields = self.section.get("scan_fields", True)
+        fields = [field_values(d.url_or_path, d.meta) if scan_fields else [] for d in docs]
         try:
-            scans = self.engine.scan_many(
-                [d.text for d in docs], [d.lang for d in docs], ner=self.full
-            )
+            scanned = self._scan(docs, fields)
         except Exception:  # the batch as a whole failed: one document at a time
-            scans = []
-            for d in docs:
+            scanned = []
+            for d, f in zip(docs, fields, strict=True):
                 try:
-                    scans.append(self.engine.scan_many([d.text], [d.lang], ner=self.full)[0])
+                    scanned.append(self._scan([d], [f])[0])
                 except Exception as err:
-                    scans.append(err)
-        return [self._finish(doc, scan) for doc, scan in zip(docs, scans, strict=True)]
+                    scanned.append((err, []))
+        return [
+            self._finish(doc, scan, f, fs)
+            for doc, f, (scan, fs) in zip(docs, fields, scanned, strict=True)
+        ]
 
-    def _finish(self, doc: Document, scan) -> list:
+    def _scan(self, docs: list[Document], fields: list) -> list[tuple[Any, list]]:
+        """Per document: (the text's scan, its fields' scans), all in one engine call."""
+        views = [scan_text(steps, v)[0] for f in fields for steps, v in f]
+        langs = [d.lang for d, f in zip(docs, fields, strict=True) for _ in f]
+        scans = self.engine.scan_many(
+            [d.text for d in docs] + views, [d.lang for d in docs] + langs, ner=self.full
+        )
+        out, pos = [], len(docs)
+        for i, f in enumerate(fields):
+            out.append((scans[i], scans[pos : pos + len(f)]))
+            pos += len(f)
+        return out
+
+    def _finding(self, doc: Document, h, value: str, where: str = "") -> tuple:
+        digest = value_hash(self.key, h.entity_type, value[h.start : h.end])
+        recognizer = f"{where}/{h.recognizer}" if where else h.recognizer
+        finding = PiiFinding(
+            doc.id, doc.source, h.entity_type, h.start, h.end, h.score, recognizer, digest
+        )
+        return (FINDINGS, finding)
+
+    def _scrub_fields(self, doc: Document, fields: list, scans: list) -> tuple:
+        """url_or_path and meta scrubbed: (document, findings, counts per field, hits)."""
+        url, changes, out, per_field, found = doc.url_or_path, [], [], {}, []
+        for (steps, value), scan in zip(fields, scans, strict=True):
+            hits = shifted(scan.hits, scan_text(steps, value)[1])
+            if not hits:
+                continue
+            new, _ = self.scrubber.scrub(value, hits)
+            where = label(steps) if steps is not None else URL_OR_PATH
+            per_field[where] = len(hits)
+            found.extend(hits)
+            out.extend(self._finding(doc, h, value, where) for h in hits)
+            if steps is None:
+                url = new
+            else:
+                changes.append((steps, new))
+        meta = replaced_meta(doc.meta, changes) if changes else dict(doc.meta)
+        return dataclasses.replace(doc, url_or_path=url, meta=meta), out, per_field, found
+
+    def _finish(self, doc: Document, scan, fields: list, field_scans: list) -> list:
         nbytes = text_bytes(doc.text)
-        if isinstance(scan, Exception) or scan.ran == 0:
+        failed = isinstance(scan, Exception) or scan.ran == 0
+        failed = failed or any(fs.ran == 0 for fs in field_scans) or len(field_scans) < len(fields)
+        if failed:
             reason = type(scan).__name__ if isinstance(scan, Exception) else "nothing ran"
-            return self._failed(
-                doc, nbytes, reason, {} if isinstance(scan, Exception) else scan.errors
-            )
+            errors = {} if isinstance(scan, Exception) else scan.errors
+            return self._failed(doc, nbytes, reason, errors)
         try:
             text, pieces = self.scrubber.scrub(doc.text, scan.hits)
+            scrubbed, out, per_field, field_hits = self._scrub_fields(doc, fields, field_scans)
         except Exception as err:
             return self._failed(doc, nbytes, type(err).__name__, scan.errors)
         counts: dict[str, int] = {}
         hists: dict[str, list[int]] = {}
-        out: list = []
-        for h in scan.hits:
+        for h in [*scan.hits, *field_hits]:
             counts[h.entity_type] = counts.get(h.entity_type, 0) + 1
             hists.setdefault(h.entity_type, [0] * 10)[score_bin(h.score)] += 1
-            value = doc.text[h.start : h.end]
-            digest = value_hash(self.key, h.entity_type, value)
-            out.append(
-                (
-                    FINDINGS,
-                    PiiFinding(
-                        doc.id,
-                        doc.source,
-                        h.entity_type,
-                        h.start,
-                        h.end,
-                        h.score,
-                        h.recognizer,
-                        digest,
-                    ),
-                )
-            )
+        out[:0] = [self._finding(doc, h, doc.text) for h in scan.hits]
         for kind, n in sorted(counts.items()):
             self._counters.inc(doc.source, f"findings.{kind}", n)
         for group, n in sorted(scan.errors.items()):
             self._counters.inc(doc.source, f"errors.{group}", n)
-        meta = dict(doc.meta)
+        if per_field:
+            self._counters.inc(doc.source, "fields_with_findings", len(per_field))
+        meta = dict(scrubbed.meta)
         if counts:
             meta["pii"] = dict(sorted(counts.items()))
             self._counters.inc(doc.source, "documents_with_findings")
-        kept = dataclasses.replace(doc, text=text, meta=meta)
-        out.append((KEPT, kept))
+        if per_field:
+            meta["pii_fields"] = dict(sorted(per_field.items()))
+        out.append((KEPT, dataclasses.replace(scrubbed, text=text, meta=meta)))
         ner_bytes = nbytes if self.full and self.engine.ner_applies(doc.lang) else 0
-        out.append(
-            (
-                STATS,
-                DocStats(doc.source, nbytes, counts, hists, dict(scan.errors), ner_bytes, False),
-            )
-        )
+        stats = DocStats(doc.source, nbytes, counts, hists, dict(scan.errors), ner_bytes, False)
+        out.append((STATS, stats))
         out.extend(self._examples(doc, text, pieces))
         if self.residual and _unit(self.seed, "residual", doc.id) < self.sample_rate:
             out.extend(self._residual(doc, text, pieces))
@@ -208,7 +256,7 @@ class PiiScrub(beam.DoFn):
                 best[p.entity_type] = (rank, p)
         out = []
         for kind, (rank, piece) in sorted(best.items()):
-            context = masked_context(text, pieces, piece, self.section["context_chars"])
+            context = shaped(masked_context(text, pieces, piece, self.section["context_chars"]))
             out.append((EXAMPLES, ((doc.source, kind), (rank, context))))
         return out
 
@@ -267,6 +315,7 @@ class PiiStage(beam.PTransform):
         residual = {
             "enabled": s["residual"]["enabled"],
             "sample_rate": s["residual"]["sample_rate"],
+            "max_rate": s["residual"]["max_rate"],
             "mode": "full",
             "prescreen": False,
         }
@@ -278,15 +327,27 @@ class PiiStage(beam.PTransform):
 
 def build(params: PiiParams, ctx: StageContext) -> PiiStage:
     section = as_dict(params)
-    if section["salt"] == DEFAULT_SALT:
-        log.warning(
-            "pii: using the default salt; set pii.salt (e.g. env:GRISTMILL_PII_SALT) for real data"
-        )
-    if os.environ.get("GRISTMILL_PII_SALT") and section["salt"] == DEFAULT_SALT:
+    salt = section["salt"]
+    resolve_salt(salt, section["salt_file"], create=True)  # the key file, made once, here
+    if not salt:
+        _check_key_outside(section["salt_file"], ctx.output)
+    if salt.startswith(DEMO_PREFIX):
+        log.warning("pii: the demo salt is public; HMACs made with it can be reversed")
+    if os.environ.get("GRISTMILL_PII_SALT") and not salt:
         log.warning(
             "pii: GRISTMILL_PII_SALT is set but pii.salt does not use it (salt: env:GRISTMILL_PII_SALT)"
         )
     return PiiStage(section, ctx)
+
+
+def _check_key_outside(salt_file: str, output: str) -> None:
+    """The key file must not be part of the release (it would publish the key)."""
+    if "://" in output:
+        return
+    key = key_path(salt_file).resolve()
+    out = Path(output).resolve()
+    if key == out or out in key.parents:
+        raise ValueError(f"pii.salt_file: {salt_file} is inside the output; keep it outside")
 
 
 STAGE = Stage(

@@ -82,8 +82,15 @@ def test_report_json_counts_and_residual(release):
     assert report["sources"]["web"]["entities"]["PHONE_NUMBER"]["per_mb"] > 0
     assert report["checks"] == {"findings_rows": 8, "findings_counted": 8, "findings_match": True}
     residual = report["residual"]
-    assert residual["documents"] == 5 and residual["verdict"] == "pass"
-    assert residual["pattern_findings"] == 0
+    # five clean documents: at 95% confidence the residual rate is only known to be < 45%
+    assert residual["documents"] == 5 and residual["verdict"] == "inconclusive"
+    assert residual["pattern_findings"] == 0 and residual["documents_with_pattern_findings"] == 0
+    assert residual["upper_bound_95"] == round(1 - 0.05 ** (1 / 5), 6)
+    assert residual["documents_needed"] == 299 and "at most 45.07%" in residual["bound"]
+    scanned = report["scanned"]
+    assert scanned["fields"][:2] == ["text", "url_or_path"] and scanned["mode"] == "fast"
+    assert scanned["salt"]["status"].startswith("given in the job file")
+    assert scanned["salt"]["fingerprint"] == report["config"]["salt"]["fingerprint"]
     assert (
         residual["findings"].get("PERSON", 0) >= 1
     )  # fast mode leaves "Ann Lee"; the scan sees it
@@ -98,10 +105,13 @@ def test_report_never_holds_values_or_the_salt(release):
         for value in [*RAW, SALT]:
             assert value not in text, (name, value)
     report = json.loads((root / "reports" / "privacy.json").read_text())
-    assert "salt" not in json.dumps(report["config"]).replace('"salt": {', "")
+    assert SALT not in json.dumps(report)
+    assert set(report["config"]["salt"]) == {"fingerprint", "default", "from_env", "source"}
     assert len(report["config"]["salt"]["fingerprint"]) == 16
     examples = report["examples"]["mail"]["EMAIL_ADDRESS"]
     assert 1 <= len(examples) <= 2 and all("<EMAIL_ADDRESS>" in e for e in examples)
+    every = json.dumps(report["examples"])
+    assert "Ann" not in every and "Lee" not in every  # the name fast mode left: shown as Xxx
 
 
 def test_examples_are_deterministic(release):
@@ -125,17 +135,36 @@ def test_html_is_self_contained(release):
         r"https?://",
     ):
         assert not re.search(external, page, re.I), external
-    assert "Residual scan" in page and ">pass<" in page
+    assert "Residual scan" in page and ">inconclusive<" in page and "What was scanned" in page
 
 
 def test_residual_verdict():
-    assert (
-        residual_summary({"documents": 3, "bytes": 10, "findings": {}}, "fast")["verdict"] == "pass"
-    )
+    small = residual_summary({"documents": 3, "bytes": 10, "findings": {}}, "fast", 100)
+    assert small["verdict"] == "inconclusive" and "sample_rate 1 would" in small["bound"]
+    big = residual_summary({"documents": 299, "bytes": 10, "findings": {}}, "fast", 29_900)
+    assert big["verdict"] == "pass" and big["upper_bound_95"] <= 0.01
     failed = residual_summary(
         {"documents": 3, "bytes": 10, "findings": {"PHONE_NUMBER": 1}}, "fast"
     )
     assert failed["verdict"] == "fail" and failed["pattern_findings"] == 1
     names = residual_summary({"documents": 3, "bytes": 10, "findings": {"PERSON": 4}}, "fast")
-    assert names["verdict"] == "pass" and names["other_findings"] == 4 and names["note"]
+    assert names["verdict"] == "inconclusive" and names["other_findings"] == 4 and names["note"]
     assert residual_summary({"enabled": False}, "fast")["verdict"] == "not run"
+
+
+def test_upper_bound_is_clopper_pearson():
+    from gristmill.pipelines.report.privacy_residual import needed_documents, upper_bound
+
+    assert upper_bound(299, 0) < 0.01 < upper_bound(298, 0)
+    assert needed_documents(0.01) == 299 and needed_documents(0.001) == 2995
+    assert abs(upper_bound(100, 2) - 0.0616) < 0.0005  # the textbook value
+    assert upper_bound(10, 10) == 1.0 and upper_bound(0, 0) == 1.0
+
+
+def test_examples_show_shapes_not_words():
+    from gristmill.transforms.pii.shapes import shaped
+
+    context = "…Account <IBAN_CODE> I met Dr Megan Hardy at the station on 12 May…"
+    out = shaped(context)
+    assert out == "…Account <IBAN_CODE> I xxx Xx Xxxxx Xxxxx at the xxxxxxx on 00 May…"
+    assert shaped(out) == out

@@ -90,9 +90,9 @@ def test_audit_text_output_masks_values(release, tmp_path, capsys, monkeypatch):
     code, out = _audit(release, tmp_path, ["ops@example.net", "", "(212) 555-0143"], capsys=capsys)
     assert code == 0
     assert "line    1" in out.out and "line    3" in out.out
-    assert "found and scrubbed 1 times in 1 documents (EMAIL_ADDRESS)" in out.out
+    assert "found and scrubbed 1 times in 1 documents (EMAIL_ADDRESS; from text)" in out.out
     assert "ops@example.net" not in out.out and "555-0143" not in out.out
-    assert "**" in out.out
+    assert "(15 chars)" in out.out and "43" not in out.out.replace("(14 chars)", "")
 
 
 def test_direct_scan_ignores_separators_between_digits(release, tmp_path, capsys):
@@ -163,7 +163,7 @@ def test_a_value_left_only_in_the_shards_is_reported(demo_run, tmp_path, capsys)
         pq.write_table(table.filter(pa.array(keep)), part)
     code, out = _audit(root, tmp_path, [PRESENT], capsys=capsys)
     assert code == 1
-    assert "not in the documents; in 1 shard files (shards/train-" in out.out
+    assert "not in any file; in 1 shard files (shards/train-" in out.out
     assert PRESENT not in out.out
 
 
@@ -228,3 +228,31 @@ def test_values_cut_by_rows_batches_and_masks_are_found_once(demo_run, tmp_path)
     hits = ShardSearch(str(root)).search(values)
     assert [h.matches for h in hits] == [1, 1, 1, 0]
     assert hits[0].files == {"shards/train-00000-of-00001.arrow"}
+
+
+def test_every_file_and_field_is_searched(release, tmp_path, capsys):
+    """A value left in a drop's detail, a document's meta and a report is found there."""
+    root = tmp_path / "copy"
+    shutil.copytree(release, root)
+    drops = pa.table(
+        {"id": ["x"], "source": ["mail"], "stage": ["read"], "detail": ["from ops@example.net"]}
+    )
+    (root / "drops").mkdir()
+    pq.write_table(drops, root / "drops" / "part-00000-of-00001.parquet")
+    part = next((root / "documents").glob("*.parquet"))
+    table = pq.read_table(part)
+    meta = [json.dumps({"author": "Zebulon Quackenbush"})] * table.num_rows
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("meta"), "meta", pa.array(meta)), part
+    )
+    (root / "reports" / "notes.txt").write_text("ask 212.555.0143 again")
+    code, out = _audit(
+        root, tmp_path, ["ops@example.net", "Zebulon Quackenbush", "(212) 555-0143"],
+        "--salt", SALT, "--json", capsys=capsys,
+    )  # fmt: skip
+    mail, name, phone = json.loads(out.out)
+    assert code == 1
+    assert mail["elsewhere"] == {"drops": 1} and mail["in_documents"] == 0
+    assert name["document_fields"] == {"documents.meta": 3, "documents.text": 1}
+    assert phone["elsewhere"] == {"reports": 1}
+    assert "Quackenbush" not in out.out and "555" not in out.out and "ops@" not in out.out

@@ -19,6 +19,7 @@ from gristmill.transforms.accounting import Accounted
 from gristmill.transforms.params import defaults
 from gristmill.transforms.params import load as load_params
 from gristmill.transforms.pii import stage as pii
+from gristmill.transforms.pii.allow import NumberOptions
 from gristmill.transforms.pii.engine import EngineSettings, Hit, PiiEngine
 from gristmill.transforms.pii.hashing import canonical, value_hash
 from gristmill.transforms.pii.scrub import HmacHash, Scrubber, operator_config
@@ -278,9 +279,12 @@ def test_recognizer_error_keeps_document_scrubbed_and_counted(monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(PhoneRecognizer, "analyze", broken)
-    text = "write to maria.lopez@example.org or call (212) 555-0143"
+    text = "write to maria.lopez@example.org or call +44 20 7946 0958 or (212) 555-0143"
     out = run_dofn(section(), [Document("d", "mail", "p", text)])
-    assert out[KEPT][0].text == "write to <EMAIL_ADDRESS> or call (212) 555-0143"
+    # presidio's phone recognizer failed: the NANP recognizer beside it still ran
+    assert out[KEPT][0].text == (
+        "write to <EMAIL_ADDRESS> or call +44 20 7946 0958 or <PHONE_NUMBER>"
+    )
     assert out["stats"][0].errors == {"phone": 1}
     assert DROPPED not in out
 
@@ -392,8 +396,15 @@ def test_context_enhancer_scores_like_presidios_lemma_enhancer():
     presidio = AnalyzerEngine(
         registry=registry, nlp_engine=NlpEngineProvider(nlp_configuration=conf).create_engine()
     )
+    presidios_numbers = NumberOptions(
+        cards="presidio", nanp=False, allow_list=False, phone_min_digits=0
+    )
     ours = PiiEngine(
-        EngineSettings(entities=("US_SSN", "PHONE_NUMBER", "CREDIT_CARD"), score_threshold=0.0),
+        EngineSettings(
+            entities=("US_SSN", "PHONE_NUMBER", "CREDIT_CARD"),
+            score_threshold=0.0,
+            numbers=presidios_numbers,
+        ),
         with_ner=False,
     )
     texts = [
