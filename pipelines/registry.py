@@ -8,6 +8,7 @@ list and nothing else; no other file in pipelines/ names a stage.
 from __future__ import annotations
 
 from gristmill.transforms import langid, normalize
+from gristmill.transforms.decontam import stage as decontam
 from gristmill.transforms.dedup import exact, near, parent
 from gristmill.transforms.pii import stage as pii
 from gristmill.transforms.quality import stage as quality
@@ -18,6 +19,7 @@ STAGES: list[Stage] = [
     normalize.STAGE,
     langid.STAGE,
     quality.STAGE,
+    decontam.STAGE,  # off by default: needs the user's evaluation sets
     parent.STAGE,  # dedup_parent: refresh runs only (refresh.parent set)
     exact.STAGE,
     near.STAGE,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from gristmill.transforms.params import load
+from gristmill.transforms.params import load, option
 
 # ---- parameters --------------------------------------------------------------------------------
 
@@ -116,8 +116,59 @@ class C4Params:
 
 
 @dataclass(frozen=True)
+class FineWebParams:
+    """FineWeb's own quality rules: Penedo et al. 2024, "The FineWeb Datasets", section 3.3,
+    with the thresholds of datatrove's FineWebQualityFilter, which made the released dataset.
+
+    Lines are the non-blank lines of the text as it reaches the stage (before C4's line
+    cleaning, which would leave only punctuated lines), compared verbatim. The paper's text gives
+    0.1 for the duplicated-line characters; the filter that built FineWeb uses 0.01, kept here.
+    `max_newline_word_ratio` is the filter's fourth rule (list-like pages), which the paper
+    does not name. Like C4's, these rules are for web pages: hard-wrapped books fail them.
+    """
+
+    kinds: tuple[str, ...] = option(("web",), "source kinds the rules apply to")
+    min_line_punct_frac: float | None = option(
+        0.12, "drop when fewer non-blank lines end in sentence-final punctuation"
+    )
+    line_punct_exclude_zero: bool = option(
+        False, "true: a page with no punctuated line at all passes the rule above"
+    )
+    max_short_line_frac: float | None = option(
+        0.67, "drop when more non-blank lines are at most `short_line_chars` long"
+    )
+    short_line_chars: int = option(30, "a line this long or shorter is short", min=1)
+    max_dup_line_char_frac: float | None = option(
+        0.01, "drop when more of the characters (newlines aside) are in repeated lines"
+    )
+    max_newline_word_ratio: float | None = option(
+        0.3, "drop when there are more newlines per word (list-like pages)"
+    )
+
+
+@dataclass(frozen=True)
+class BadWordsParams:
+    """C4's bad-words document filter (Raffel et al. 2020, section 2.2): a page holding any word
+    or phrase of the "List of Dirty, Naughty, Obscene, and Otherwise Bad Words" (LDNOOBW,
+    CC BY 4.0, shipped in transforms/quality/badwords/) for its language is dropped.
+
+    Matched as the C4 reference code does: on the lowercased text, flanked by non-word
+    characters (anywhere in Japanese, Thai and Chinese). Off by default (`kinds` empty): FineWeb
+    left it out, and it removes legitimate pages (Dodge et al. 2021): the English Universal
+    Declaration of Human Rights goes, for the word "sex" in its article 2. `kinds: [web]` is C4.
+    """
+
+    max_bad_words: int | None = option(0, "drop when more matches are found; null: rule off", min=0)
+    kinds: tuple[str, ...] = option((), "source kinds the rule applies to (C4: [web])")
+    default_lang: str = option("en", "the list for documents of no identified language")
+    words_dir: str | None = option(
+        None, "a folder of lists named by language code (one entry a line) to use instead"
+    )
+
+
+@dataclass(frozen=True)
 class QualityParams:
-    """The `quality` section: every threshold of the stage, in four groups; null switches a
+    """The `quality` section: every threshold of the stage, in groups; null switches a
     threshold off."""
 
     enabled: bool = True
@@ -125,6 +176,8 @@ class QualityParams:
     gopher_quality: GopherQualityParams = field(default_factory=GopherQualityParams)
     gopher_repetition: GopherRepetitionParams = field(default_factory=GopherRepetitionParams)
     c4: C4Params = field(default_factory=C4Params)
+    fineweb: FineWebParams = field(default_factory=FineWebParams)
+    bad_words: BadWordsParams = field(default_factory=BadWordsParams)
 
     def check(self) -> None:
         for f in fields(self):

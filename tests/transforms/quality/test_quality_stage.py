@@ -45,11 +45,22 @@ DOCS = [
     (Document("b4", "gutenberg", "b4.txt", "x" * 5001), "too_long"),
     (Document("w1", "crawl", "https://a.example/1", NAV + prose(96, 2)), None),
     (Document("w2", "crawl", "https://a.example/2", NAV + LOREM + prose(96, 3)), "c4_lorem_ipsum"),
-    (Document("w3", "crawl", "https://a.example/3", NAV * 20), "c4_too_few_sentences"),
+    # a navigation page: FineWeb's duplicated-line rule sees it before C4 rewrites it
+    (Document("w3", "crawl", "https://a.example/3", NAV * 20), "fineweb_dup_line_chars"),
+    (
+        Document(
+            "w4",
+            "crawl",
+            "https://a.example/4",
+            prose(96, 7) + "\nClick here for the NSFW pictures today.",
+        ),
+        "bad_words",
+    ),
+    (Document("b5", "gutenberg", "b5.txt", prose(400, 8) + "\nNSFW pics here."), None),
     (Document("s1", "speeches", "s1", prose(300, 4, GERMAN), lang="de"), None),
     (Document("s2", "speeches", "s2", prose(300, 4, GERMAN), lang="en"), "stop_words"),
 ]
-PARAMS = QualityParams.from_dict({"length": {"max_chars": 5000}})
+PARAMS = QualityParams.from_dict({"length": {"max_chars": 5000}, "bad_words": {"kinds": ["web"]}})
 
 
 @pytest.mark.job
@@ -63,8 +74,8 @@ def test_quality_stage_in_a_pipeline():
         assert (counts.docs_in, counts.kept) == (len(DOCS), len(kept_ids))
         assert counts.dropped == {reason: 1 for _, _, reason in drops}
         assert counts.by_source["gutenberg"] == {
-            "in": 4,
-            "kept": 1,
+            "in": 5,
+            "kept": 2,
             "dropped": {"dup_line_frac": 1, "too_few_words": 1, "too_long": 1},
         }
 
@@ -105,6 +116,8 @@ def test_quality_stage_in_a_pipeline():
         dropped = sum(v for k, v in counters.items() if k.startswith(f"{source}.dropped."))
         assert counters[f"{source}.in"] == counters.get(f"{source}.kept", 0) + dropped
     assert counters["crawl.dropped.c4_lorem_ipsum"] == 1
+    assert counters["crawl.dropped.fineweb_dup_line_chars"] == 1
+    assert counters["crawl.dropped.bad_words"] == 1
     assert counters["speeches.kept"] == 1 and counters["speeches.dropped.stop_words"] == 1
     assert counters["crawl.c4_lines_removed"] == 2  # counted for kept pages only
 
@@ -121,12 +134,17 @@ def test_books_keep_their_lines():
     assert QualityFilter(QualityParams(), KINDS).check(doc) is None
     assert doc.text == book and doc.meta == {"offset": 0}
     doc = Document("w", "crawl", "https://a.example/w", book)
-    assert QualityFilter(QualityParams(), KINDS).check(doc)[0] == "c4_too_few_sentences"
+    assert QualityFilter(QualityParams(), KINDS).check(doc)[0] == "fineweb_line_punct"
+    c4_only = QualityParams.from_dict({"fineweb": {"kinds": []}})
+    assert QualityFilter(c4_only, KINDS).check(doc)[0] == "c4_too_few_sentences"
     assert doc.text == book  # a dropped page keeps its text for the drop record's sake
 
 
 def test_kept_web_page_is_rewritten_even_without_removed_lines():
     page = "  " + prose(96, 6).replace("\n", " [1]\n\n") + "  "
     doc = Document("w", "crawl", "https://a.example/w", page)
-    assert QualityFilter(QualityParams(), KINDS).check(doc) is None
+    # lines ending in a citation mark are unpunctuated for FineWeb, which would drop the page
+    assert QualityFilter(QualityParams(), KINDS).check(doc)[0] == "fineweb_line_punct"
+    c4_only = QualityParams.from_dict({"fineweb": {"kinds": []}})
+    assert QualityFilter(c4_only, KINDS).check(doc) is None
     assert doc.text == prose(96, 6) and doc.meta == {}
