@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test bench check-schedule lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(TRAIN_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The weekly refresh recipe (examples/cron) run for real twice on sample/ (~1 min).
+check-schedule: $(STAMP)
+	bash examples/check_schedule.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from gristmill import __version__
-from gristmill.pipelines.config import ConfigError, load
+from gristmill.pipelines.config import ConfigError, JobConfig, load
 from gristmill.transforms.sources import KINDS
 
 
@@ -50,6 +50,25 @@ def _job_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="live progress: a panel on a terminal, a line every 10 s otherwise (auto)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (files, bytes, stages, partitions, staging disk, estimated time) "
+        "and exit without writing anything",
+    )
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="write a machine-readable summary (or the --dry-run plan) to PATH, or stdout "
+        "without PATH (the human summary then goes to stderr)",
+    )
+    parser.add_argument(
+        "--latest",
+        action="store_true",
+        help="once the release is complete, point OUTPUT/../latest at it (a relative symlink)",
+    )
 
 
 def _stage_list() -> str:
@@ -64,6 +83,14 @@ def _stage_list() -> str:
     return "\n".join(lines)
 
 
+BEAM_EPILOG = """Beam's own pipeline options go after `--`, passed through to the runner after the
+profile's own (see runners/profiles.py); --runner picks the profile and options named like
+runner keys (--project, --region, --temp_location, --job_endpoint, ...) set them, e.g.
+  gristmill run job.yaml -- --runner DataflowRunner --project p --region europe-west1 \\
+      --temp_location gs://b/tmp --num_workers 20
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gristmill", description="Raw text in, clean training data out."
@@ -72,13 +99,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
+        usage="gristmill run [options] [job] [-- BEAM_OPTIONS ...]",
         help="run the corpus job",
-        epilog=_stage_list(),
+        epilog=_stage_list() + "\n" + BEAM_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _job_arguments(run)
+    run.add_argument(
+        "--config-from",
+        metavar="RELEASE",
+        help="run a release's recorded config again (secrets by their env:NAME reference); "
+        "--source, --set and a job file change it",
+    )
     refresh = sub.add_parser(
-        "refresh", help="build the next release from a previous one and new inputs"
+        "refresh",
+        help="build the next release from a previous one and new inputs",
+        description="The parent's configuration is kept (sources aside); every setting the "
+        "job file or --set changes is listed before work and recorded in the manifest. "
+        "Without --source or a job file, the parent's sources are read again and the files "
+        "it already read are skipped.",
+        usage="gristmill refresh [options] parent [job] [-- BEAM_OPTIONS ...]",
+        epilog=BEAM_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     refresh.add_argument("parent", help="the previous release (a directory with manifest.json)")
     _job_arguments(refresh)
@@ -116,30 +158,6 @@ def run_tool(name: str, argv: list[str]) -> int:
     return importlib.import_module(TOOLS[name][0]).main(argv)
 
 
-def _summary(manifest: dict, output: str) -> str:
-    lines = [f"release written to {output}"]
-    for stage in manifest["stages"]:
-        dropped = ", ".join(f"{r} {n}" for r, n in stage["dropped"].items()) or "none"
-        lines.append(
-            f"  {stage['name']:<10} in {stage['in']:>7}  kept {stage['kept']:>7}  dropped: {dropped}"
-        )
-    counts = manifest["counts"]
-    lines.append(
-        f"  documents {counts['documents']}, drops {counts['drops']}, dead letters {counts['dead_letters']}"
-    )
-    lines.append(f"  manifest: {output}/manifest.json")
-    lines.append(f"  reports:  {output}/reports/run.html  {output}/reports/run.json")
-    if any(o["path"].startswith("pii/") for o in manifest["outputs"]):
-        lines.append(f"  privacy:  {output}/reports/privacy.html")
-    if manifest.get("tokenizer"):
-        shards = sum(1 for o in manifest["outputs"] if o["path"].startswith("shards/"))
-        lines.append(f"  training: {output}/tokenizer.json  {output}/shards/ ({shards} shards)")
-    lines.append(
-        f"  documents: {output}/documents/   drops: {output}/drops/   dead letters: {output}/dead_letters/"
-    )
-    return "\n".join(lines)
-
-
 class _QuietImports(logging.Filter):
     """Beam warns at import time about optional GCP client libraries we do not use."""
 
@@ -147,55 +165,140 @@ class _QuietImports(logging.Filter):
         return "apitools not found" not in record.getMessage()
 
 
+def _split_beam(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(gristmill's arguments, Beam's options after `--`)."""
+    if argv and argv[0] in ("run", "refresh") and "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
+
+
+def _load(args: argparse.Namespace, beam_args: list[str]) -> JobConfig:
+    """The job's config from the command line, Beam's options in the runner section."""
+    from gristmill.runners.profiles import ProfileError, absorb_beam_args
+
+    overrides = list(args.overrides)
+    try:
+        settings, rest = absorb_beam_args(beam_args)
+    except ProfileError as err:
+        raise ConfigError(f"runner.{err}") from None
+    overrides += [f"runner.{k}={json.dumps(v)}" for k, v in settings.items()]
+    if args.workers is not None:
+        overrides.append(f"runner.workers={args.workers}")
+    base = None
+    if args.command == "refresh":
+        overrides.append(f"refresh.parent={json.dumps(args.parent)}")
+        if args.retrain_tokenizer:
+            overrides.append("refresh.tokenizer=retrain")
+    elif args.config_from:
+        base = replay_base(args.config_from)
+    elif not args.job and not args.source:
+        raise ConfigError(
+            "run: give a job file, --config-from RELEASE, or --source KIND=PATH and --output DIR"
+        )
+    cfg = load(args.job, overrides, args.source, args.output, base=base)
+    cfg.raw["runner"]["args"] = [*cfg.raw["runner"].get("args", []), *rest]
+    if base is not None:
+        say_replay_changes(args.config_from, cfg)
+    if args.latest:
+        from gristmill.pipelines import latest
+
+        latest.check(cfg.output)
+    return cfg
+
+
+def replay_base(release: str) -> dict:
+    """A release's recorded config, as job data to run again."""
+    from gristmill.pipelines import recorded
+
+    manifest = recorded.read_manifest(release)
+    if manifest is None or not isinstance(manifest.get("config"), dict):
+        raise ConfigError(f"--config-from {release}: no manifest.json, so not a finished release")
+    return recorded.replayable(manifest["config"])
+
+
+def say_replay_changes(release: str, cfg: JobConfig) -> None:
+    from gristmill.pipelines import recorded
+
+    manifest = recorded.read_manifest(release) or {}
+    if manifest.get("config_sha256") != cfg.sha256():
+        found = recorded.changes(manifest.get("config", {}), cfg.recorded())
+        logging.getLogger("gristmill").info("%s", recorded.describe(found, release))
+
+
+def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from gristmill.pipelines import summary
+
+    cfg = _load(args, beam_args)
+    if args.dry_run:
+        from gristmill.pipelines import dryrun
+
+        plan = dryrun.plan(cfg, overwrite=args.overwrite)
+        summary.emit(args.json, plan, dryrun.render(plan), args.quiet)
+        fits = plan.get("staging", {}).get("fits", True)
+        return 0 if fits else 2
+    from gristmill.pipelines.job import run_job
+    from gristmill.pipelines.progress import track as progress
+
+    show = "off" if args.quiet else args.progress
+    manifest = run_job(
+        cfg, show=progress.display_mode(False) if show == "auto" else show, overwrite=args.overwrite
+    )
+    pointer = None
+    if args.latest:
+        from gristmill.pipelines import latest
+
+        pointer = latest.point(cfg.output)
+    data = summary.as_json(manifest, cfg.output, pointer)
+    summary.emit(args.json, data, summary.human(manifest, cfg.output, pointer), args.quiet)
+    return 0
+
+
+def _configure_logging(quiet: bool, verbose: bool) -> None:
+    """Lines as plain messages. Importing Beam's stack may already have given the root a
+    handler (with Python's default format): that one is reformatted rather than replaced, so
+    handlers others installed (a test's log capture) stay."""
+    root = logging.getLogger()
+    plain = logging.Formatter("%(message)s")
+    terminal = [
+        h
+        for h in root.handlers
+        if type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.stdout)
+    ]
+    if not terminal:
+        logging.basicConfig(format="%(message)s")
+    for handler in terminal:
+        handler.setFormatter(plain)
+    # the root's level filters Beam's own lines; gristmill's (the plan, a refresh's changed
+    # settings, warnings) show whatever it is, unless --quiet
+    root.setLevel(logging.INFO if verbose else logging.ERROR)
+    logging.getLogger("gristmill").setLevel(logging.ERROR if quiet else logging.INFO)
+    if not verbose:
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_QuietImports())
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TOOLS:
         return run_tool(argv[0], argv[1:])
+    argv, beam_args = _split_beam(argv)
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if not args.quiet else logging.ERROR, format="%(message)s"
-    )
-    if not args.verbose:
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
-        logging.getLogger("root").setLevel(logging.ERROR)
-    try:
-        if args.command in ("run", "refresh"):
-            overrides = list(args.overrides)
-            if args.workers is not None:
-                overrides.append(f"runner.workers={args.workers}")
-            if args.command == "refresh":
-                overrides.append(f"refresh.parent={json.dumps(args.parent)}")
-                if args.retrain_tokenizer:
-                    overrides.append("refresh.tokenizer=retrain")
-            if not args.job and not args.source:
-                raise ConfigError(
-                    f"{args.command}: give a job file, or --source KIND=PATH and --output DIR"
-                )
-            cfg = load(args.job, overrides, args.source, args.output)
-            from gristmill.pipelines.job import run_job
-            from gristmill.pipelines.progress import track as progress
+    _configure_logging(args.quiet, args.verbose)
+    from gristmill.pipelines import summary
 
-            show = "off" if args.quiet else args.progress
-            manifest = run_job(
-                cfg,
-                show=progress.display_mode(False) if show == "auto" else show,
-                overwrite=args.overwrite,
-            )
-            if not args.quiet:
-                print(_summary(manifest, cfg.output))
-            return 0
+    try:
+        return _run(args, beam_args)
     except ConfigError as err:
-        print(f"gristmill: config error: {err}", file=sys.stderr)
+        summary.failed(args.json, f"config error: {err}", 2)
         return 2
     except Exception as err:
         if args.verbose:
             raise
         from gristmill.pipelines.errors import one_line
 
-        print(f"gristmill: {one_line(err)} (run with --verbose for the traceback)", file=sys.stderr)
+        summary.failed(args.json, one_line(err), 1, hint=" (run with --verbose for the traceback)")
         return 1
-    return 0
 
 
 if __name__ == "__main__":

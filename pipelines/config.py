@@ -77,11 +77,13 @@ class JobConfig:
         the same job gives the same manifest whatever the output directory and worker count;
         each stage records its own section (a secret by its fingerprint, never its value)."""
         from gristmill.pipelines import registry  # the stage modules import Beam: not at start
+        from gristmill.pipelines.recorded import with_refs
 
         out = {k: v for k, v in self.raw.items() if k not in ("output", "runner")}
         for stage in registry.stages():
             if stage.section in self.params:
-                out[stage.section] = stage.recorded(self.params[stage.section])
+                recorded = stage.recorded(self.params[stage.section])
+                out[stage.section] = with_refs(self.raw[stage.section], recorded)
         return out
 
     def sha256(self) -> str:
@@ -269,25 +271,25 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         node[last] = value
 
 
-def load(
-    path: str | None,
-    overrides: list[str] = (),
-    cli_sources: list[str] = (),
-    output: str | None = None,
-) -> JobConfig:
-    raw: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: job file not found") from None
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}: not valid YAML{where}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top")
+def _read_job(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: job file not found") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top")
+    return raw
+
+
+def _add_sources(raw: dict[str, Any], cli_sources: list[str]) -> None:
+    """`--source KIND=PATH`: a path joins the source named by its kind, or makes it."""
     for spec in cli_sources:
         kind, sep, pattern = spec.partition("=")
         if not sep or not pattern:
@@ -306,8 +308,30 @@ def load(
         else:
             paths = existing.get("paths", [])
             existing["paths"] = ([paths] if isinstance(paths, str) else list(paths)) + [pattern]
+
+
+def load(
+    path: str | None,
+    overrides: list[str] = (),
+    cli_sources: list[str] = (),
+    output: str | None = None,
+    base: dict[str, Any] | None = None,
+) -> JobConfig:
+    """The job: `base` (a recorded config being replayed), or for a refresh its parent's
+    recorded config, under the job file, `--source`, `--output` and `--set` (recorded.py)."""
+    from gristmill.pipelines import recorded
+
+    raw = _read_job(path)
+    _add_sources(raw, list(cli_sources))
     if output:
         raw["output"] = output
     for assignment in overrides:
         apply_override(raw, assignment)
+    try:
+        if base is not None:
+            raw = recorded.merge(base, raw)  # sources given replace the recorded ones
+        raw = recorded.inherit(raw)
+        recorded.unresolved(raw, "the recorded config")
+    except recorded.ReplayError as err:
+        raise ConfigError(str(err)) from None
     return validate(raw)

@@ -1,6 +1,10 @@
 """`gristmill refresh`: the next release from a previous one and new inputs.
 
-A refresh is the corpus job with `refresh.parent` set. Before any work starts:
+A refresh is the corpus job with `refresh.parent` set, on the parent's configuration: the
+config loader starts from the config the parent's manifest records (sources aside; see
+recorded.py), and every setting that still differs from the parent's is listed in the log before
+any work and recorded in the manifest (`refresh.config_changes`). A parent named through a
+`latest` link is recorded as the folder it points to. Before any work starts:
 - the parent, and every release it was refreshed from, must be finished (manifest.json) and the
   parent's tokenizer must be the one its manifest and its shards name;
 - inputs an earlier release already read (same path, size and sha256) are skipped: only a file
@@ -14,11 +18,13 @@ holds only what is new; its manifest's `refresh` section says where the rest liv
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+from gristmill.pipelines import recorded
 from gristmill.pipelines.config import ConfigError, JobConfig
 from gristmill.pipelines.tools.validate import training_problems
 from gristmill.transforms.dedup.parent import EXACT_REASON, NAME, NEAR_REASON
@@ -26,7 +32,10 @@ from gristmill.transforms.dedup.parent_index import (
     ParentIndexError,
     load_lineage,
 )
+from gristmill.transforms.sources.paths import shown_path
 from gristmill.transforms.sources.read import MatchedFile, file_sha256
+
+log = logging.getLogger("gristmill")
 
 
 def _norm(path: str) -> str:
@@ -42,6 +51,7 @@ class Refresh:
     consumed: dict[str, tuple[int, str, int]]  # normalized path -> (bytes, sha256, release)
     tokenizer: str  # reused | retrained | none
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # settings unlike the parent's
 
     def skip_consumed(self, files: dict[str, list[MatchedFile]]) -> dict[str, list[MatchedFile]]:
         """The input files minus those an earlier release read; records what it left out."""
@@ -49,7 +59,7 @@ class Refresh:
         for source, group in files.items():
             kept[source] = []
             for f in group:
-                seen = self.consumed.get(_norm(f.path))
+                seen = self.consumed.get(_norm(shown_path(f.path)))
                 if seen is not None and seen[0] == f.size:
                     size, sha = file_sha256(f.path)
                     if (size, sha) == seen[:2]:
@@ -68,6 +78,7 @@ class Refresh:
             "parent_created_at": self.manifest.get("created_at"),
             "lineage": self.lineage,
             "tokenizer": self.tokenizer,
+            "config_changes": self.changes,
             "inputs_read": len(manifest["inputs"]),
             "inputs_skipped": sorted(self.skipped, key=lambda s: (s["source"], s["path"])),
             "documents_added": manifest["counts"]["documents"],
@@ -94,6 +105,9 @@ def _reuse_tokenizer(cfg: JobConfig, parent: str, manifest: dict[str, Any]) -> s
     tok = cfg.section("tokenizer")
     if not enabled_steps(cfg):  # no training data is made
         return "none"
+    if tok.get("path") and tok["path"] == _parent_tokenizer(parent, manifest):
+        cfg.replace("tokenizer", path=None)  # a replayed refresh: the parent's, reused
+        tok = cfg.section("tokenizer")
     if cfg.section("refresh")["tokenizer"] == "retrain" or tok.get("path"):
         return "retrained" if tok.get("path") is None else "given"
     if not manifest.get("tokenizer"):
@@ -101,11 +115,27 @@ def _reuse_tokenizer(cfg: JobConfig, parent: str, manifest: dict[str, Any]) -> s
             f"refresh.tokenizer: {parent} has no tokenizer to reuse; "
             "set refresh.tokenizer: retrain to train one on the new documents"
         )
-    cfg.replace(
-        "tokenizer",
-        path=posixpath.join(parent, manifest["tokenizer"].get("path", "tokenizer.json")),
-    )
+    cfg.replace("tokenizer", path=_parent_tokenizer(parent, manifest))
     return "reused"
+
+
+def _parent_tokenizer(parent: str, manifest: dict[str, Any]) -> str | None:
+    if not manifest.get("tokenizer"):
+        return None
+    return posixpath.join(parent, manifest["tokenizer"].get("path", "tokenizer.json"))
+
+
+def _changes(cfg: JobConfig, parent: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Settings unlike the parent's, before the tokenizer is settled (reusing the parent's
+    tokenizer is no change); listed in the log before any work."""
+    own = _parent_tokenizer(parent, manifest)
+    found = [
+        c
+        for c in recorded.changes(manifest.get("config") or {}, cfg.recorded())
+        if not (c["key"] == "tokenizer.path" and c["now"] in (None, own))
+    ]
+    log.info("%s", recorded.describe(found, f"the parent {parent}"))
+    return found
 
 
 def prepare(cfg: JobConfig) -> Refresh | None:
@@ -114,7 +144,7 @@ def prepare(cfg: JobConfig) -> Refresh | None:
     parent = section.get("parent")
     if parent is None:
         return None
-    parent = parent.rstrip("/") or parent
+    parent = recorded.resolve_link(parent.rstrip("/") or parent)
     if _norm(parent) == _norm(cfg.output):
         raise ConfigError("refresh.parent: must not be the output directory of the refresh")
     try:  # every release of the lineage finished, and an index to meet
@@ -127,5 +157,6 @@ def prepare(cfg: JobConfig) -> Refresh | None:
     if problems:
         raise ConfigError(f"refresh.parent: {parent}: {problems[0]}")
     cfg.replace("refresh", parent=parent)
+    changes = _changes(cfg, parent, manifest)
     tokenizer = _reuse_tokenizer(cfg, parent, manifest)
-    return Refresh(parent, manifest, list(found.roots), consumed, tokenizer)
+    return Refresh(parent, manifest, list(found.roots), consumed, tokenizer, changes=changes)

@@ -3,6 +3,14 @@
 A profile says where a job runs, never what it does. Each profile lists the keys it needs;
 `check_profile` names the first missing one before any work starts, and `reachable` fails fast
 (seconds, not a hang) when a job endpoint does not answer.
+
+Beam's own options pass through: `runner.args` in the job file, or everything after `--` on
+the command line (`gristmill run job.yaml -- --runner DataflowRunner --project p ...`). They
+reach Beam's PipelineOptions after the profile's own, so a later option wins. `--runner` picks
+the profile (`PROFILE_OF_RUNNER`) and an option that is a key of the runner section
+(`--project`, `--region`, `--temp_location`, `--job_endpoint`, `--flink_master`, ...) sets that
+key, so the profile's checks still run before any work. On the local profile the options go to
+the in-process FnApiRunner's pipelines.
 """
 
 from __future__ import annotations
@@ -42,8 +50,59 @@ RUNNER_DEFAULTS: dict[str, Any] = {
 ENVIRONMENTS = ("EXTERNAL", "LOOPBACK", "PROCESS", "DOCKER")
 
 
+# Beam's --runner value -> the profile that runs it (the local profile is Beam's FnApiRunner,
+# chosen explicitly: the DirectRunner would first try to download the Prism binary)
+PROFILE_OF_RUNNER = {
+    "FnApiRunner": "local",
+    "DirectRunner": "local",
+    "PortableRunner": "portable",
+    "DataflowRunner": "dataflow",
+    "FlinkRunner": "flink",
+    "SparkRunner": "spark",
+}
+NOT_OPTIONS = ("profile", "workers", "partition_bytes", "package", "args")
+
+
 class ProfileError(ValueError):
     pass
+
+
+def _pairs(args: list[str]) -> list[tuple[str, str | None, list[str]]]:
+    """Beam options as (name, value, the words they came as): `--a=b`, `--a b` or a flag."""
+    out: list[tuple[str, str | None, list[str]]] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if not word.startswith("--"):
+            raise ProfileError(f"args: {word!r} is not a Beam option (--name=value)")
+        name, eq, value = word[2:].partition("=")
+        if eq:
+            out.append((name, value, [word]))
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            out.append((name, args[i + 1], [word, args[i + 1]]))
+            i += 1
+        else:
+            out.append((name, None, [word]))
+        i += 1
+    return out
+
+
+def absorb_beam_args(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Beam options given after `--`: (runner-section keys they set, the options passed on
+    verbatim). `--runner X` becomes the profile; `--project p` the key runner.project."""
+    settings: dict[str, str] = {}
+    rest: list[str] = []
+    for name, value, words in _pairs([str(a) for a in args]):
+        if name == "runner":
+            if value not in PROFILE_OF_RUNNER:
+                known = ", ".join(PROFILE_OF_RUNNER)
+                raise ProfileError(f"args: --runner {value}: gristmill runs {known}")
+            settings["profile"] = PROFILE_OF_RUNNER[value]
+        elif name in RUNNER_DEFAULTS and name not in NOT_OPTIONS and value is not None:
+            settings[name] = value
+        else:
+            rest.extend(words)
+    return settings, rest
 
 
 def check_profile(section: dict[str, Any]) -> None:

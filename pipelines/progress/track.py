@@ -9,6 +9,7 @@ gathers go into the run report either way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -87,6 +88,7 @@ class Tracker:
         self._started = 0.0
         self._view: RichView | None = None
         self._last_line = float("-inf")
+        self._shown_fraction = 0.0
 
     def start(self) -> None:
         self.hooked = install_hooks()
@@ -123,17 +125,23 @@ class Tracker:
             self.update()
 
     def update(self) -> Estimate:
+        """A new estimate. `updates` keeps it as estimated (the bench measures the ETA from
+        them); what is shown never goes backwards: when the cost model raises its forecast
+        (a phase turned out dearer than its prior), the overall share holds until the work
+        catches up, rather than falling from 37% to 4%."""
         now = time.monotonic() - self._started
         self.last_snapshot = self.metrics.snapshot()
         est = self.estimator.update(self.last_snapshot, now)
         self.updates.append(est)
+        self._shown_fraction = max(self._shown_fraction, min(est.fraction, 1.0))
+        shown = dataclasses.replace(est, fraction=self._shown_fraction)
         if self.on_update is not None:
-            self.on_update(est)
+            self.on_update(shown)
         if self._view is not None:
-            self._view.show(self.shape, est)
+            self._view.show(self.shape, shown)
         elif self.mode == "plain" and now - self._last_line >= self.plain_every:
             self._last_line = now
-            print(plain_line(self.shape, est), file=self.stream, flush=True)
+            print(plain_line(self.shape, shown), file=self.stream, flush=True)
         return est
 
     def stop(self, ok: bool = True) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+import logging
+import sys
+from typing import Any, TextIO
 
 from gristmill.pipelines.progress.estimate import Estimate, JobShape
 
@@ -26,8 +28,39 @@ def plain_line(shape: JobShape, est: Estimate) -> str:
     )
 
 
+class AbovePanel(logging.Handler):
+    """Log records (Beam's warnings among them) printed as lines above the live panel, through
+    its console: written straight to the terminal they would land inside the panel and be
+    overdrawn at the next refresh."""
+
+    def __init__(self, console: Any, formatter: logging.Formatter | None, level: int):
+        super().__init__(level)
+        self.console = console
+        self.setFormatter(formatter or logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            self.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        except Exception:  # a log line must never stop the job
+            self.handleError(record)
+
+
+def _terminal_handlers(root: logging.Logger, stream: TextIO) -> list[logging.Handler]:
+    """The root's handlers that write to the panel's terminal (stderr, stdout or the stream)."""
+    streams = {id(stream), id(sys.stderr), id(sys.stdout), id(sys.__stderr__), id(sys.__stdout__)}
+    return [
+        h
+        for h in root.handlers
+        if isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+        and id(getattr(h, "stream", None)) in streams
+    ]
+
+
 class RichView:
-    """A live terminal panel: input bar, overall bar with ETA, a row per stage."""
+    """A live terminal panel: input bar, overall bar with ETA, a row per stage. While it is
+    shown, log records and Python warnings go above it as lines (AbovePanel)."""
 
     def __init__(self, stream: TextIO):
         from rich.console import Console
@@ -35,6 +68,16 @@ class RichView:
 
         self.console = Console(file=stream)
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+        root = logging.getLogger()
+        self._moved = _terminal_handlers(root, stream)
+        first = self._moved[0] if self._moved else None
+        self._above = AbovePanel(
+            self.console, first.formatter if first else None, first.level if first else 0
+        )
+        for handler in self._moved:
+            root.removeHandler(handler)
+        root.addHandler(self._above)
+        logging.captureWarnings(True)  # warnings.warn(...) becomes a record, not a raw write
         self.live.start()
 
     def show(self, shape: JobShape, est: Estimate) -> None:
@@ -66,3 +109,8 @@ class RichView:
 
     def close(self) -> None:
         self.live.stop()
+        root = logging.getLogger()
+        root.removeHandler(self._above)
+        for handler in self._moved:
+            root.addHandler(handler)
+        logging.captureWarnings(False)

@@ -164,9 +164,19 @@ def _manifest(cfg: JobConfig, summary: dict[str, Any], stage_names: list[str]) -
             "dead_letters": sum(i["dead_letters"] for i in inputs),
         },
         "tokenizer": summary.get("tokenizer"),
+        "warnings": warnings(summary),
         "seeds": {"global": cfg.raw["seed"]},
         "versions": versions(),
     }
+
+
+def warnings(summary: dict[str, Any]) -> list[str]:
+    """What a stage's report rows warn of (e.g. a validation split it could not draw)."""
+    return [
+        f"{stage}: {value['warning']}"
+        for stage, _, value in summary.get("report", [])
+        if isinstance(value, dict) and value.get("warning")
+    ]
 
 
 def _write_reports(cfg: JobConfig, summary: dict, manifest: dict, timings: dict) -> None:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from gristmill.pipelines.report.examples import collect_examples
 from gristmill.transforms.accounting import text_bytes
 
 LENGTHS = "length_histogram"  # report key of a document-length histogram
@@ -126,6 +127,13 @@ def collect(root: str, manifest: dict | None = None) -> dict[str, Any]:
     run = read_json(root, "reports/run.json") or {}
     reports = run.get("stage_reports", {})
     after = reports.get(AFTER, {}).get(LENGTHS)
+    survivors = {
+        c["survivor"]
+        for keys in reports.values()
+        if isinstance(keys, dict)
+        for c in keys.get("largest_clusters") or []
+        if isinstance(c, dict) and c.get("survivor")
+    }
     return {
         "root": root,
         "manifest": manifest,
@@ -138,6 +146,7 @@ def collect(root: str, manifest: dict | None = None) -> dict[str, Any]:
         "dead_letters": _dead_letter_counts(root, manifest),
         "privacy": read_json(root, "reports/privacy.json"),
         "privacy_html": exists(root, "reports/privacy.html"),
+        "examples": collect_examples(root, manifest, survivors),
     }
 
 

@@ -8,6 +8,7 @@ from html import escape
 
 from gristmill.pipelines.report import charts as ch
 from gristmill.pipelines.report.data import SMALLEST_BIN, report_rows
+from gristmill.pipelines.report.examples import survivor_of
 
 
 def _overview(d: dict) -> str:
@@ -43,6 +44,7 @@ def _funnel(d: dict) -> str:
             ["in", "kept"],
             "Bytes in and kept per stage",
             ch.size,
+            axis="bytes",
         ),
         ch.table(
             ["stage", "in", "kept", "dropped", "bytes in", "bytes kept"],
@@ -76,15 +78,46 @@ def _drops(d: dict) -> str:
         rows = sorted(by_reason.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
         parts += [
             f"<h3>{escape(s['name'])}</h3>",
-            ch.stacked_bars(rows, f"{s['name']}: drop reasons by source"),
+            ch.stacked_bars(rows, f"{s['name']}: drop reasons by source", axis="documents dropped"),
             ch.table(
                 ["reason", "source", "documents"],
                 ((r, src, ch.count(n)) for r, srcs in rows for src, n in sorted(srcs.items())),
                 (2,),
             ),
+            _drop_examples(d, s["name"], [r for r, _ in rows]),
         ]
     body = parts or [ch.note("No stage dropped a document.")]
+    if parts:
+        body.append(ch.note(EXAMPLES_NOTE))
     return ch.section("drops", "Drop reasons per stage and source", *body)
+
+
+EXAMPLES_NOTE = (
+    "Examples: the dropped document with the lowest id per reason. A release keeps no text of "
+    "dropped documents: the example is its source, id and measured value, and for a duplicate "
+    "the start of the text it repeats (the kept survivor's, after PII scrubbing, with emails, "
+    "URLs and digit runs masked)."
+)
+
+
+def _short(doc_id: str) -> str:
+    return doc_id if len(doc_id) <= 12 else doc_id[:12] + "…"
+
+
+def _drop_examples(d: dict, stage: str, reasons: list[str]) -> str:
+    """One example row per drop reason of a stage (pipelines/report/examples.py)."""
+    found, texts = d.get("examples", {}).get("drops", {}), d.get("examples", {}).get("texts", {})
+    rows = []
+    for reason in reasons:
+        row = found.get((stage, reason))
+        if row is None:
+            continue
+        survivor = survivor_of(row.get("detail", ""))
+        repeats = texts.get(survivor, "(not in this release)") if survivor else ""
+        rows.append((reason, f"{row['source']} · {_short(row['id'])}", row["detail"], repeats))
+    if not rows:
+        return ""
+    return ch.table(["reason", "example (source · id)", "detail", "repeats"], rows)
 
 
 def _languages(d: dict) -> str:
@@ -110,7 +143,7 @@ def _languages(d: dict) -> str:
     return ch.section(
         "languages",
         "Language distribution",
-        ch.stacked_bars(top, "Documents per identified language, by source"),
+        ch.stacked_bars(top, "Documents per identified language, by source", axis="documents"),
         ch.table(
             ["language", "source", "documents", "kept", "bytes"],
             ((a, b, ch.count(c), ch.count(k), ch.size(n)) for a, b, c, k, n in rows),
@@ -121,6 +154,7 @@ def _languages(d: dict) -> str:
 
 def _clusters(d: dict) -> str:
     parts = []
+    texts = d.get("examples", {}).get("texts", {})
     for stage, _, sizes in report_rows(d, lambda k: k == "cluster_sizes"):
         keys = d["reports"][stage]
         removed, largest = (
@@ -130,14 +164,27 @@ def _clusters(d: dict) -> str:
         title = f"{stage}: duplicate clusters by size (documents, survivor included)"
         parts += [
             f"<h3>{escape(stage)}</h3>",
-            ch.histogram([(k, [v]) for k, v in sizes.items()], ["clusters"], title)
+            ch.histogram(
+                [(k, [v]) for k, v in sizes.items()],
+                ["clusters"],
+                title,
+                axes=("cluster size (documents)", "clusters"),
+            )
             if sizes
             else ch.note("No duplicate clusters."),
-            ch.bar_chart(sorted(removed.items()), f"{stage}: removed by source") if removed else "",
-            # survivors and sizes only: the snippets are text from before the PII stage
+            ch.bar_chart(
+                sorted(removed.items()), f"{stage}: removed by source", axis="documents removed"
+            )
+            if removed
+            else "",
+            # the stage's own snippets are text from before the PII stage: the survivor's text
+            # is read from documents/ instead (scrubbed), and masked again
             ch.table(
-                ["largest clusters: survivor", "size"],
-                ((c["survivor"], ch.count(c["size"])) for c in largest),
+                ["largest clusters: survivor", "size", "text kept (start, masked)"],
+                (
+                    (_short(c["survivor"]), ch.count(c["size"]), texts.get(c["survivor"], ""))
+                    for c in largest
+                ),
                 (1,),
             )
             if largest
@@ -168,7 +215,12 @@ def _lengths(d: dict) -> str:
     return ch.section(
         "lengths",
         "Document lengths (UTF-8 bytes, power-of-two bins)",
-        ch.histogram(rows, [n for n, _ in named], "Documents per length bin"),
+        ch.histogram(
+            rows,
+            [n for n, _ in named],
+            "Documents per length bin",
+            axes=("length (UTF-8 bytes, bin's lower bound)", "documents"),
+        ),
         missing,
     )
 

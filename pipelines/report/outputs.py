@@ -35,9 +35,58 @@ def _tokens(d: dict) -> str:
             ch.bar_chart(
                 [(s, v.get("tokens", 0)) for s, v in sorted(splits.items())],
                 "Tokens per split",
+                axis="tokens",
             )
         )
+    parts += _validation_warning(d) + _tokens_by_source(d)
     return ch.section("tokens", "Tokens", *parts) if parts else ""
+
+
+def _validation_warning(d: dict) -> list[str]:
+    """The training step's warning when the validation split is empty or under its share."""
+    out = []
+    for _, _, info in report_rows(d, lambda k: k == "validation"):
+        if isinstance(info, dict) and info.get("warning"):
+            out.append(ch.warning(f"Validation split: {info['warning']}"))
+        elif isinstance(info, dict) and "share" in info:
+            out.append(
+                ch.note(
+                    f"Validation split: {info['share']:.2%} of the tokens "
+                    f"({ch.count(info.get('documents', 0))} documents; asked at least "
+                    f"{info.get('min_share', 0):.2%})."
+                )
+            )
+    return out
+
+
+def _by_total(row: tuple[str, dict[str, float]]) -> tuple[float, str]:
+    return -sum(row[1].values()), row[0]
+
+
+def _tokens_by_source(d: dict) -> list[str]:
+    """Tokens per source (by language) and per language (by source), from the shards' rows."""
+    per_source: dict[str, dict[str, float]] = {}
+    per_lang: dict[str, dict[str, float]] = {}
+    for _, _, table in report_rows(d, lambda k: k == "tokens_by_source"):
+        for source, langs in (table or {}).items():
+            for lang, e in langs.items():
+                n = e.get("tokens", 0) if isinstance(e, dict) else 0
+                per_source.setdefault(source, {})[lang or "und"] = n
+                per_lang.setdefault(lang or "und", {})[source] = n
+    if not per_source:
+        return []
+    return [
+        ch.stacked_bars(
+            sorted(per_source.items(), key=_by_total),
+            "Tokens per source, by language",
+            axis="tokens",
+        ),
+        ch.stacked_bars(
+            sorted(per_lang.items(), key=_by_total)[:25],
+            "Tokens per language, by source",
+            axis="tokens",
+        ),
+    ]
 
 
 def _shards(d: dict) -> str:
@@ -124,6 +173,7 @@ def _privacy(d: dict) -> str:
         ch.bar_chart(
             sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0])),
             "Findings removed, by entity type",
+            axis="findings",
         )
         if by_type
         else "",
@@ -140,14 +190,18 @@ def _timings(d: dict) -> str:
     stages = t.get("stages") if isinstance(t.get("stages"), dict) else {}
     if not t:
         return ""
+    notes = ("stages_note", "phase_peak_note")
     return ch.section(
         "timings",
         "Timings",
         ch.table(
             ["timing", "value"],
-            sorted((k, v) for k, v in t.items() if not isinstance(v, dict) and k != "stages_note"),
+            sorted((k, v) for k, v in t.items() if not isinstance(v, dict) and k not in notes),
         ),
-        ch.bar_chart(list(stages.items()), "Seconds per stage", ch.seconds) if stages else "",
+        _phases(t),
+        ch.bar_chart(list(stages.items()), "Seconds per stage", ch.seconds, axis="seconds")
+        if stages
+        else "",
         ch.note(
             t.get(
                 "stages_note",
@@ -156,6 +210,17 @@ def _timings(d: dict) -> str:
         )
         if stages
         else "",
+    )
+
+
+def _phases(t: dict) -> str:
+    """A local run's phases: wall seconds and the peak resident memory of a process in each."""
+    phases, peaks = t.get("phases") or {}, t.get("phase_peak_mb") or {}
+    if not phases:
+        return ""
+    rows = [(name, secs, peaks.get(name, "")) for name, secs in phases.items()]
+    return ch.table(["phase", "seconds", "peak MB"], rows) + (
+        ch.note(t["phase_peak_note"]) if t.get("phase_peak_note") else ""
     )
 
 
@@ -224,7 +289,15 @@ def _other(d: dict) -> str:
     return ch.section("other", "Other stage reports", *parts) if parts else ""
 
 
-SHOWN = {LENGTHS, "cluster_sizes", "removed_by_source", "largest_clusters", "tokenizer"}
+SHOWN = {
+    LENGTHS,
+    "cluster_sizes",
+    "removed_by_source",
+    "largest_clusters",
+    "tokenizer",
+    "tokens_by_source",
+    "validation",
+}
 
 
 def _config(d: dict) -> str:

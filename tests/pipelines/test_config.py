@@ -559,8 +559,11 @@ def test_every_enabled_stage_builds():
         ctx = StageContext(stage=stage.name, output="o", seed=0, kinds={"books": "books"})
         assert stage.build(cfg.params_of(stage.section), ctx) is not None, stage.name
         built.append(stage.name)
-    # dedup_parent runs only in a refresh (it needs a parent release: tests/pipelines/test_refresh.py)
-    assert built == [s.name for s in registry.document_stages() if s.name != "dedup_parent"]
+    # dedup_parent runs only in a refresh (it needs a parent release: tests/pipelines/test_refresh.py);
+    # a stage off by default (decontam) is not built
+    on = [s for s in registry.document_stages() if s.enabled(cfg.params_of(s.section))]
+    assert built == [s.name for s in on if s.name != "dedup_parent"]
+    assert {"normalize", "langid", "quality", "dedup_exact", "dedup_near", "pii"} <= set(built)
 
 
 def test_files_of_one_source_get_distinct_ids(tmp_path):
@@ -578,3 +581,71 @@ def test_files_of_one_source_get_distinct_ids(tmp_path):
     assert len(files) == 2
     ids = {make_doc_id("books", f.relpath, 0) for f in files}
     assert len(ids) == 2, [f.relpath for f in files]
+
+
+# ---- a recorded config, run again (pipelines/recorded.py) ----------------------------------
+
+
+def _recorded(sets: list[str]) -> dict:
+    """A config as a manifest records it, through JSON like the file."""
+    import json
+
+    cfg = load(None, sets, ["books=books/*.txt"], "out")
+    return json.loads(json.dumps(cfg.recorded()))
+
+
+def test_secret_by_reference_is_recorded_by_reference_and_replays(monkeypatch):
+    from gristmill.pipelines.recorded import replayable
+
+    monkeypatch.setenv("GM_TEST_SALT", "s3cret-value")
+    sets = ["pii.salt=env:GM_TEST_SALT", "dedup.threshold=0.7", "tokenizer.enabled=true"]
+    recorded = _recorded(sets)
+    salt = recorded["pii"]["salt"]
+    assert salt["ref"] == "env:GM_TEST_SALT" and "s3cret-value" not in str(recorded)
+    again = load(None, output="elsewhere", base=replayable(recorded))
+    assert again.recorded() == recorded
+    assert again.sha256() == load(None, sets, ["books=books/*.txt"], "out").sha256()
+
+
+def test_default_secret_replays_and_a_secret_given_by_value_must_be_given_again(monkeypatch):
+    from gristmill.pipelines.recorded import replayable
+
+    assert load(None, output="o", base=replayable(_recorded([]))).recorded() == _recorded([])
+    by_value = _recorded(["pii.salt=literal-salt"])
+    assert "literal-salt" not in str(by_value)
+    with pytest.raises(ConfigError, match=r"^pii.salt: .*fingerprint only.*--set pii.salt=env:"):
+        load(None, output="o", base=replayable(by_value))
+    monkeypatch.setenv("GM_TEST_SALT", "literal-salt")
+    again = load(None, ["pii.salt=env:GM_TEST_SALT"], output="o", base=replayable(by_value))
+    assert again.recorded()["pii"]["salt"]["fingerprint"] == by_value["pii"]["salt"]["fingerprint"]
+
+
+def test_replay_takes_given_sources_over_the_recorded_ones():
+    from gristmill.pipelines.recorded import replayable
+
+    base = replayable(_recorded(["quality.enabled=false"]))
+    cfg = load(None, cli_sources=["mail=m/*.txt"], output="o", base=base)
+    assert [s.name for s in cfg.sources] == ["mail"] and not cfg.enabled("quality")
+    cfg = load(None, output="o", base=base)
+    assert [s.name for s in cfg.sources] == ["books"]
+
+
+def test_cli_config_from_a_folder_without_manifest_exit_2(tmp_path, capsys):
+    assert cli.main(["run", "--config-from", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config-from" in err[0] and "not a finished release" in err[0]
+
+
+def test_changes_between_recorded_configs():
+    from gristmill.pipelines.recorded import changes, describe
+
+    before = {"sources": [1], "refresh": {"parent": "a"}, "dedup": {"threshold": 0.8}}
+    after = {"sources": [2], "refresh": {"parent": "b"}, "dedup": {"threshold": 0.9}, "x": {"y": 1}}
+    found = changes(before, after)
+    assert found == [
+        {"key": "dedup.threshold", "was": 0.8, "now": 0.9},
+        {"key": "x.y", "was": None, "now": 1, "new_setting": True},
+    ]
+    text = describe(found, "the parent P")
+    assert "dedup.threshold: 0.8 -> 0.9" in text and "x.y: 1 (a setting the parent P did" in text
+    assert "unchanged" in describe([], "the parent P")

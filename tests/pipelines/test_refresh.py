@@ -252,3 +252,77 @@ def test_skip_needs_same_path_size_and_checksum(tmp_path):
     kept = plan.skip_consumed(files)
     assert [f.path for f in kept["s"]] == [str(edited), str(grown)]
     assert [s["path"] for s in plan.skipped] == [str(same)]
+
+
+# ---- the parent's configuration is inherited (pipelines/recorded.py) ------------------------
+
+
+def _fake_parent(tmp_path: Path, sets: list[str]) -> Path:
+    """A folder whose manifest records the config of a job run with `sets` (enough for load)."""
+    parent_cfg = load(None, sets, ["books=old/*.txt"], str(tmp_path / "parent"))
+    parent = tmp_path / "parent"
+    manifest = {"config": parent_cfg.recorded(), "tokenizer": {"path": "tokenizer.json"}}
+    write(parent / "manifest.json", json.dumps(manifest))
+    return parent
+
+
+def test_refresh_inherits_the_parent_configuration_sources_aside(tmp_path, monkeypatch):
+    monkeypatch.setenv("GM_TEST_SALT", "weekly")
+    sets = ["tokenizer.enabled=true", "mlm.enabled=true", "mlm.max_seq_length=64"]
+    sets += ["pii.mode=full", "pii.salt=env:GM_TEST_SALT", "dedup.threshold=0.7"]
+    sets += ["quality.gopher_quality.min_words=20", "tokenizer.path=elsewhere/tokenizer.json"]
+    parent = _fake_parent(tmp_path, sets)
+    cfg = load(None, [f"refresh.parent={parent}"], ["articles=new/*.jsonl"], str(tmp_path / "r2"))
+    assert [s.name for s in cfg.sources] == ["articles"]  # the given sources, not the parent's
+    assert cfg.enabled("tokenizer") and cfg.enabled("mlm")
+    assert cfg.section("mlm")["max_seq_length"] == 64
+    assert cfg.section("pii")["mode"] == "full" and cfg.section("pii")["salt"] == "env:GM_TEST_SALT"
+    assert cfg.section("dedup")["threshold"] == 0.7
+    assert cfg.section("quality")["gopher_quality"]["min_words"] == 20
+    assert cfg.section("tokenizer")["path"] is None  # the parent's own tokenizer is reused
+    # no sources given: the parent's (its files already read are skipped at plan time)
+    cfg = load(None, [f"refresh.parent={parent}"], output=str(tmp_path / "r2"))
+    assert [s.name for s in cfg.sources] == ["books"]
+    # what the command line gives wins
+    cfg = load(
+        None, [f"refresh.parent={parent}", "dedup.threshold=0.9"], output=str(tmp_path / "o")
+    )
+    assert cfg.section("dedup")["threshold"] == 0.9
+
+
+def test_refresh_of_a_parent_whose_secret_was_given_by_value_asks_for_it(tmp_path):
+    parent = _fake_parent(tmp_path, ["pii.salt=by-value"])
+    with pytest.raises(ConfigError, match=r"^pii.salt: .*fingerprint only"):
+        load(None, [f"refresh.parent={parent}"], output=str(tmp_path / "o"))
+
+
+@pytest.mark.job
+def test_cli_refresh_keeps_training_and_lists_what_changed(demo_run, tmp_path, caplog):
+    """`gristmill refresh PARENT --source ... --output NEW`: no job file, yet the parent's
+    tokenizer and shards settings hold; the one setting changed is listed and recorded."""
+    import logging
+
+    from gristmill.pipelines import cli
+
+    parent, parent_manifest = demo_run
+    out = tmp_path / "r2"
+    argv = ["refresh", str(parent), "--source", f"articles={NEW}", "--output", str(out)]
+    with caplog.at_level(logging.INFO, logger="gristmill"):
+        code = _in_repo(
+            lambda: cli.main([*argv, "--set", "dedup.threshold=0.85", "--progress", "off"])
+        )
+    assert code == 0
+    assert "1 setting(s) differ from the parent" in caplog.text
+    assert "dedup.threshold: 0.8 -> 0.85" in caplog.text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["refresh"]["config_changes"] == [
+        {"key": "dedup.threshold", "was": 0.8, "now": 0.85}
+    ]
+    assert manifest["refresh"]["tokenizer"] == "reused"
+    assert sha256_file(out / "tokenizer.json") == sha256_file(parent / "tokenizer.json")
+    assert sorted((out / "shards").glob("train-*.arrow"))
+    mine, theirs = manifest["config"], parent_manifest["config"]
+    for key in theirs:
+        if key not in ("sources", "refresh", "dedup", "tokenizer"):
+            assert mine[key] == theirs[key], key
+    assert {**mine["tokenizer"], "path": None} == theirs["tokenizer"]

@@ -319,3 +319,50 @@ def test_rich_view_renders_bars_and_stages():
     text = out.getvalue()
     assert "0.0 / 0.1" in text
     assert "normalize" in text and "ETA" in text
+
+
+def test_the_overall_share_shown_never_goes_backwards():
+    """The cost model may raise its forecast mid-run (37% then 4% was seen): the share shown
+    holds until the work catches up; the estimates themselves are kept as made."""
+    from gristmill.pipelines.progress.estimate import Estimate
+
+    raw = [0.10, 0.37, 0.04, 0.20, 0.50, 1.0]
+    tracker = progress.Tracker(JobShape(["read"], SOURCE_BYTES), mode="off")
+    made = iter(Estimate(float(i), f, 10.0, 0, {}, {}, {}) for i, f in enumerate(raw))
+    tracker.estimator = type("Fixed", (), {"update": lambda self, snap, now: next(made)})()
+    shown: list[float] = []
+    tracker.on_update = lambda est: shown.append(est.fraction)
+    tracker._started = time.monotonic()
+    for _ in raw:
+        tracker.update()
+    assert shown == [0.10, 0.37, 0.37, 0.37, 0.50, 1.0]
+    assert [e.fraction for e in tracker.updates] == raw
+
+
+def test_log_records_go_above_the_live_panel_not_into_it():
+    """Beam's warnings (any log record) print through the panel's console while it is live,
+    and the terminal's own handler gets them back once it is closed."""
+    import logging
+
+    root = logging.getLogger()
+    term = logging.StreamHandler(sys.stderr)
+    term.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root.addHandler(term)
+    beam_log = logging.getLogger("apache_beam.runners.test_progress")
+    old_level = beam_log.level
+    beam_log.setLevel(logging.WARNING)
+    out = io.StringIO()
+    try:
+        view = progress.RichView(out)
+        assert term not in root.handlers  # the raw terminal writer is out while the panel is live
+        beam_log.warning("a warning from Beam")
+        shape = JobShape(["read"], SOURCE_BYTES)
+        view.show(shape, Estimator(shape).update(Snapshot(_counters(0, 0), {}), 1.0))
+        view.close()
+        assert term in root.handlers
+        line = next(x for x in out.getvalue().splitlines() if "a warning from Beam" in x)
+        assert line.strip().endswith("a warning from Beam")  # a line of its own, not a panel row
+        assert "ETA" not in line and "━" not in line
+    finally:
+        root.removeHandler(term)
+        beam_log.setLevel(old_level)

@@ -185,3 +185,65 @@ def test_length_histogram_transform_emits_one_report_row():
     with beam.Pipeline(runner=FnApiRunner()) as p:
         rows = p | beam.Create(docs) | report.LengthHistogram("read")
         assert_that(rows, equal_to(expected))
+
+
+# ---- examples per drop reason and cluster (pipelines/report/examples.py) --------------------
+
+
+@pytest.mark.job
+def test_one_example_per_drop_reason_the_lowest_id(release):
+    from gristmill.pipelines.report.examples import drop_examples
+
+    manifest = json.loads((release / "manifest.json").read_text(encoding="utf-8"))
+    drops = pq.read_table(release / "drops").to_pylist()
+    found = drop_examples(str(release), manifest)
+    reasons = {(s["name"], r) for s in manifest["stages"] for r in s["dropped"]}
+    assert set(found) == reasons
+    for (stage, reason), row in found.items():
+        lowest = min(d["id"] for d in drops if (d["stage"], d["reason"]) == (stage, reason))
+        assert row["id"] == lowest
+    html = _html(release)
+    for (_, reason), row in found.items():
+        assert f"<td>{reason}</td><td>{row['source']} · {row['id'][:12]}…</td>" in html
+
+
+@pytest.mark.job
+def test_duplicate_examples_show_the_kept_text_scrubbed_and_masked(release, tmp_path):
+    """The survivor's text is read from documents/ and masked again: plant personal data in it
+    and the report shows masks, never the values."""
+    import pyarrow as pa
+
+    root = tmp_path / "planted"
+    shutil.copytree(release, root)
+    drops = pq.read_table(root / "drops").to_pylist()
+    dup = next(d for d in drops if "survivor=" in d["detail"])
+    survivor = dup["detail"].split("survivor=")[1].split()[0]
+    planted = "Write to jane.doe@example.org or call +1 (415) 555-0100, see https://x.example/a"
+    for part in sorted((root / "documents").glob("*.parquet")):
+        table = pq.read_table(part)
+        texts = [
+            planted if i == survivor else t
+            for i, t in zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True)
+        ]
+        table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts))
+        pq.write_table(table, part)
+    html = _html(root)
+    assert "jane.doe" not in html and "555-0100" not in html and "x.example" not in html
+    assert "Write to &lt;email&gt; or call +&lt;number&gt;, see &lt;url&gt;" in html
+
+
+@pytest.mark.job
+def test_tokens_per_source_and_language_and_the_validation_warning(release, tmp_path):
+    root = tmp_path / "tokens"
+    shutil.copytree(release, root)
+    html = _html(root)
+    assert "Tokens per source, by language" in html and "Tokens per language, by source" in html
+    assert "Validation split:" in html and 'class="warn"' not in html
+    run = json.loads((root / "reports/run.json").read_text(encoding="utf-8"))
+    stage = next(s for s, keys in run["stage_reports"].items() if "validation" in keys)
+    warning = "no validation split: 3 document(s) with tokens, too few"
+    _with_stage_reports(
+        root, {stage: {**run["stage_reports"][stage], "validation": {"warning": warning}}}
+    )
+    html = _html(root)
+    assert f'<p class="warn" role="alert">Validation split: {warning}</p>' in html

@@ -124,8 +124,24 @@ class DevTools:
         os.close(self._out)
 
 
-def render(page: Path, tmp: Path, screenshot: Path) -> dict:
-    """Opens `page`; returns the chart probe, the page's requests and the net log's URLs."""
+FIT_PROBE = """JSON.stringify({
+  page: document.documentElement.scrollWidth,
+  charts: [...document.querySelectorAll('svg.chart')].map(s => {
+    const box = s.getBoundingClientRect();
+    return {left: box.left, right: box.right, width: box.width};
+  }),
+  tables: [...document.querySelectorAll('.scroll')].map(d => d.getBoundingClientRect().right),
+  axisLabels: document.querySelectorAll('svg .axis-label').length,
+  font: Math.min(...[...document.querySelectorAll('svg.chart')].map(s => {
+    const box = s.getBoundingClientRect();
+    return 12 * box.width / s.viewBox.baseVal.width;
+  })),
+})"""
+
+
+def render(page: Path, tmp: Path, screenshot: Path, width: int = 1200) -> dict:
+    """Opens `page` in a window `width` px wide; returns the chart probe, the fit probe, the
+    page's requests and the net log's URLs."""
     netlog = tmp / "netlog.json"
     tools = DevTools(_browser(), tmp / "profile", netlog)
     try:
@@ -136,7 +152,7 @@ def render(page: Path, tmp: Path, screenshot: Path) -> dict:
         tools.call("Page.enable", session=sid)
         tools.call(
             "Emulation.setDeviceMetricsOverride",
-            {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
             sid,
         )
         tools.call("Page.navigate", {"url": page.as_uri()}, sid)
@@ -144,6 +160,7 @@ def render(page: Path, tmp: Path, screenshot: Path) -> dict:
         probe = tools.call(
             "Runtime.evaluate", {"expression": CHART_PROBE, "returnByValue": True}, sid
         )
+        fit = tools.call("Runtime.evaluate", {"expression": FIT_PROBE, "returnByValue": True}, sid)
         shot = tools.call(
             "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, sid
         )
@@ -158,6 +175,7 @@ def render(page: Path, tmp: Path, screenshot: Path) -> dict:
         tools.close()
     return {
         "charts": json.loads(probe["result"]["value"]),
+        "fit": json.loads(fit["result"]["value"]),
         "requests": requests,
         "netlog": _page_requests(netlog),
     }
@@ -199,6 +217,22 @@ def test_run_report_draws_its_charts_offline(demo, tmp_path):
     assert seen["requests"] == [page.as_uri()]  # the page itself, nothing else
     assert seen["netlog"] == []
     assert (ARTIFACTS / "run.png").stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("width", [400, 1400])
+def test_run_report_fits_the_screen(demo, tmp_path, width):
+    """On a 400 px phone and a 1400 px desktop: no chart is cut off or makes the page scroll
+    sideways (wide tables scroll in their own box), every axis is labelled, and the charts'
+    text stays readable. Screenshots: test-artifacts/run-400.png, run-1400.png."""
+    page = demo / "reports/run.html"
+    seen = render(page, tmp_path, ARTIFACTS / f"run-{width}.png", width)
+    fit = seen["fit"]
+    assert fit["page"] <= width, fit  # nothing makes the page wider than the screen
+    assert fit["charts"] and all(c["left"] >= 0 and c["right"] <= width for c in fit["charts"])
+    assert all(right <= width for right in fit["tables"])
+    assert fit["axisLabels"] >= len(fit["charts"])  # bar charts one label, histograms two
+    assert fit["font"] >= (8.5 if width == 400 else 12), fit["font"]
+    assert seen["requests"] == [page.as_uri()]
 
 
 def test_privacy_report_renders_offline(demo, tmp_path):
