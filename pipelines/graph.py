@@ -89,6 +89,13 @@ def doc_id(doc) -> str:
     return doc.id
 
 
+def doc_order(doc) -> tuple:
+    """Documents in a shard: by id, then by every field, so that copies sharing an id (a
+    source may repeat one) come out in one order however they arrived."""
+    meta = tables.meta_json(doc.meta)
+    return (doc.id, doc.source, doc.url_or_path, doc.text, doc.lang, doc.lang_score, meta)
+
+
 @dataclass
 class Collected:
     """What the graph gathers on the way for the sinks and the summary."""
@@ -200,14 +207,14 @@ def document_shards(cfg: JobConfig, job: JobPlan) -> ShardSpec:
         tables.documents_table,
         tables.document_from_row,
         doc_id,
-        doc_id,
+        doc_order,
         pick or None,
     )
 
 
 def _document_sink(cfg: JobConfig, job: JobPlan) -> beam.PTransform:
     spec = document_shards(cfg, job)
-    args = (cfg.output, spec.relprefix, spec.num_shards, spec.to_table, doc_id, doc_id)
+    args = (cfg.output, spec.relprefix, spec.num_shards, spec.to_table, doc_id, doc_order)
     if spec.partition:
         return WritePartitionedParquet(*args, partition=spec.partition)
     return WriteShardedParquet(*args)

@@ -62,6 +62,9 @@ def _run_phased(cfg: JobConfig, job: corpus.JobPlan, show: str) -> dict[str, Any
     phases.run_rest(cfg, job, phased, show)
     return {
         "phases": phased.seconds,
+        "phase_peak_mb": phased.peak_mb,
+        "phase_peak_note": "peak resident MB of one process in each phase (partitions: the "
+        "largest worker's); with N workers phase 1 holds N such processes and the driver",
         "partitions": len(phased.partitions),
         "stages": {k: round(v, 3) for k, v in phased.stage_seconds.items()},
         "stages_note": (

@@ -21,6 +21,7 @@ from gristmill.pipelines.phases.plan import Partition
 from gristmill.pipelines.progress.estimate import phase_of
 from gristmill.pipelines.progress.metrics import ACTIVE, LiveMetrics, install_hooks
 from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summary
+from gristmill.runners.local import memory
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
@@ -110,7 +111,8 @@ def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str)
     per stage}. A finished folder is left as it is."""
     started = time.monotonic()
     if staging.finished(folder):
-        return {"seconds": 0.0, "stages": {}, "docs": {}}
+        return {"seconds": 0.0, "stages": {}, "docs": {}, "peak_mb": None}
+    memory.reset_peak()
     live = LiveMetrics()
     install_hooks()
     ACTIVE.append(live)
@@ -133,4 +135,9 @@ def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str)
     for (stage, _, outcome, _), (n, _) in summary["totals"]:
         slot = {"in": 0, "kept": 1}.get(outcome, 2)
         docs.setdefault(stage, [0, 0, 0])[slot] += n
-    return {"seconds": time.monotonic() - started, "stages": per, "docs": docs}
+    return {
+        "seconds": time.monotonic() - started,
+        "stages": per,
+        "docs": docs,
+        "peak_mb": memory.peak_mb(),
+    }

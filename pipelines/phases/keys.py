@@ -1,11 +1,12 @@
 """Phase 2 of a local run: the KEYS stages (dedup) over every partition's compact keys.
 
 Phase 1 staged, per partition and per KEYS stage, one small record per document (id, source,
-text bytes, masked snippet, the stage's key: a hash, a signature...). Here one pipeline reads
-those records only, runs each stage's grouping part (`Stage.on_keys`) in flow order, each on the
-records the earlier ones kept, and stages what it made in its own folder: the stages' drops
-(phase 3 leaves those documents out), the index files they write, and a summary of counts and
-report rows. Whole documents are never read here.
+text bytes, masked snippet, the stage's key: a hash, a signature...). Here each stage, in flow
+order, is one pipeline that reads those records only, less the ids the earlier stages dropped,
+runs the stage's grouping part (`Stage.on_keys`), and stages what it made in its own folder:
+its drops (the later stages and the rest leave those documents out), the index files it
+writes, and a summary of counts and report rows. Whole documents are never read here, and a
+stage an earlier run finished is not redone.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.front import DROPS, keys_name
-from gristmill.pipelines.phases.staged import ReadStaged, staged_files
+from gristmill.pipelines.phases.staged import ReadStaged, SkipListed, staged_files
 from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summary
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
 from gristmill.transforms.accounting import Accounted
-from gristmill.transforms.dedup.keyed import DropListed, keyed_from_row
+from gristmill.transforms.dedup.keyed import keyed_from_row
 from gristmill.transforms.sinks import WriteShardedParquet
 from gristmill.transforms.stage import Stage
 
@@ -36,57 +37,64 @@ def folder_of(area: str) -> str:
     return posixpath.join(area, FOLDER)
 
 
-def build_keys(p: beam.Pipeline, cfg: JobConfig, stages: list[Stage], parts: list[str], out: str):
-    """The KEYS stages over the partitions' staged records; outputs staged into `out`."""
-    got = graph.Collected([], [], [], [])
-    dropped = []
-    for stage in stages:
-        name = keys_name(stage)
-        records = (
+def stage_folders(out: str, stages: list[Stage]) -> list[str]:
+    """Phase 2's folder of each KEYS stage, in flow order."""
+    return [posixpath.join(out, stage.name) for stage in stages]
+
+
+def build_stage(p: beam.Pipeline, cfg: JobConfig, stage: Stage, parts: list[str], earlier, out):
+    """One KEYS stage over the partitions' staged records, less the ids the `earlier` stages'
+    staged drops name; its drops, index files and summary staged into `out`."""
+    name = keys_name(stage)
+
+    def read(label: str):
+        return (
             p
-            | f"Staged/{name}" >> beam.Create(staged_files(parts, name))
-            | f"Read/{name}" >> beam.ParDo(ReadStaged(keyed_from_row))
+            | f"Staged/{label}" >> beam.Create(staged_files(parts, name))
+            | f"Read/{label}" >> beam.ParDo(ReadStaged(keyed_from_row))
+            | f"NotDropped/{label}" >> beam.ParDo(SkipListed(staged_files(earlier, DROPS)))
         )
-        if dropped:
-            earlier = dropped | f"Earlier/{stage.name}" >> beam.Flatten()
-            records = (records, earlier) | f"NotDropped/{stage.name}" >> DropListed()
-        ctx = graph.stage_context(cfg, stage.name)
-        ctx = type(ctx)(ctx.stage, out, ctx.seed, ctx.kinds, ctx.sections)  # index files: staged
-        inner = stage.on_keys(cfg.params_of(stage.section), ctx)
-        result = records | stage.name.capitalize() >> Accounted(stage.name, inner)
-        dropped.append(result.drops)
-        got.drops.append(result.drops)
-        got.tallies.extend(result.tallies)
-        got.extras(result.extras)
-    drops = got.drops | "AllDrops" >> beam.Flatten()
-    staged = drops | "StageDrops" >> WriteShardedParquet(
+
+    ctx = graph.stage_context(cfg, stage.name)
+    ctx = type(ctx)(ctx.stage, out, ctx.seed, ctx.kinds, ctx.sections)  # index files: staged
+    inner = stage.on_keys(cfg.params_of(stage.section), ctx)
+    if hasattr(inner, "again"):  # it takes a second read of the records (near: sketches)
+        inner.again = read("again")
+    result = read("records") | stage.name.capitalize() >> Accounted(stage.name, inner)
+    got = graph.Collected([result.drops], list(result.tallies), [], [])
+    got.extras(result.extras)
+    staged = result.drops | "StageDrops" >> WriteShardedParquet(
         out, DROPS, 1, tables.drops_table, graph.drop_key, graph.drop_order
     )
     parts_out = {
         "totals": graph.sum_tallies(got.tallies),
         "files": (staged, *got.files) | "AllFiles" >> beam.Flatten(),
         "inputs": p | "NoInputs" >> beam.Create([]),
-        "report": got.reports | "AllReports" >> beam.Flatten(),
+        "report": [p | "NoReports" >> beam.Create([]), *got.reports]
+        | "AllReports" >> beam.Flatten(),
     }
     write_summary(p, out, parts_out)
 
 
 def run_keys(cfg: JobConfig, stages: list[Stage], parts: list[str], out: str) -> float:
-    """Phase 2 in this process, unless an earlier run finished it; its wall seconds."""
+    """Phase 2 in this process, a pipeline per stage, each unless an earlier run finished it;
+    the wall seconds."""
     started = time.monotonic()
-    if not stages or staging.finished(out):
-        return 0.0
-    runner, options = local_runner()
-    with beam.Pipeline(runner=runner, options=options) as p:
-        build_keys(p, cfg, stages, parts, out)
-    summary = read_json(posixpath.join(out, SUMMARY))
-    made = [FileInfo(**f) for f in summary["files"]]
-    n, sha = staging.file_digest(posixpath.join(out, SUMMARY))
-    staging.mark_finished(out, [*made, FileInfo(SUMMARY, 0, n, sha)])
+    folders = stage_folders(out, stages)
+    for i, (stage, folder) in enumerate(zip(stages, folders, strict=True)):
+        if staging.finished(folder):
+            continue
+        runner, options = local_runner()
+        with beam.Pipeline(runner=runner, options=options) as p:
+            build_stage(p, cfg, stage, parts, folders[:i], folder)
+        summary = read_json(posixpath.join(folder, SUMMARY))
+        made = [FileInfo(**f) for f in summary["files"]]
+        n, sha = staging.file_digest(posixpath.join(folder, SUMMARY))
+        staging.mark_finished(folder, [*made, FileInfo(SUMMARY, 0, n, sha)])
     return time.monotonic() - started
 
 
 def made_files(out: str) -> list[FileInfo]:
-    """The release files phase 2 wrote (the stages' index files), not its staged drops."""
+    """The release files a stage's phase 2 wrote (its index files), not its staged drops."""
     summary = read_json(posixpath.join(out, SUMMARY))
-    return [FileInfo(**f) for f in summary["files"] if not f["path"].startswith(DROPS)]
+    return [FileInfo(**f) for f in summary["files"] if "/" in f["path"]]

@@ -31,6 +31,7 @@ from gristmill.pipelines.phases.rest import build_rest, staged_summary
 from gristmill.pipelines.progress import track as progress
 from gristmill.pipelines.release import manifest as release
 from gristmill.pipelines.release.manifest import add_files
+from gristmill.runners.local import memory
 from gristmill.runners.local.pool import run_items
 from gristmill.runners.local.runner import MALLOC_ENV, local_runner
 from gristmill.transforms.sorted_runs import merge_runs
@@ -50,6 +51,11 @@ class Phased:
     keys_folder: str
     seconds: dict[str, float] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_mb: dict[str, float] = field(default_factory=dict)  # per process, the largest
+
+    def peaked(self, phase: str, mb: float | None) -> None:
+        if mb is not None:
+            self.peak_mb[phase] = max(self.peak_mb.get(phase, 0.0), mb)
 
 
 def plan(cfg: JobConfig, job: graph.JobPlan) -> Phased:
@@ -123,6 +129,7 @@ def run_partitions(cfg: JobConfig, phased: Phased, show: str) -> None:
     def done(item: tuple[Partition, str], result: dict) -> None:
         for stage, s in result["stages"].items():
             phased.stage_seconds[stage] = phased.stage_seconds.get(stage, 0.0) + s
+        phased.peaked("partitions", result.get("peak_mb"))
         shown.done(item[0], result)
 
     for key, value in MALLOC_ENV.items():  # read when a worker process starts
@@ -144,8 +151,10 @@ def run_keys(cfg: JobConfig, phased: Phased, show: str) -> None:
     if show != "off":
         names = ", ".join(s.name for s in phased.keyed_stages)
         print(f"gristmill: phase 2, {names} over the partitions' keys", file=sys.stderr)
+    memory.reset_peak()
     seconds = keys.run_keys(cfg, phased.keyed_stages, phased.folders, phased.keys_folder)
     phased.seconds["keys"] = round(seconds, 3)
+    phased.peaked("keys", memory.peak_mb())
 
 
 def _copy_made(files: list, src: str, dst: str) -> None:
@@ -161,14 +170,15 @@ def _copy_made(files: list, src: str, dst: str) -> None:
 def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> Any:
     """The rest of the job over the staged partitions, with the live progress display."""
     started = time.monotonic()
+    memory.reset_peak()
     runner, options = local_runner([str(a) for a in cfg.section("runner").get("args", [])])
     skip = len(phased.front_stages) + len(phased.keyed_stages)
     stages = graph.enabled_stages(cfg)[skip:]
-    keyed = phased.keys_folder if phased.keyed_stages else None
+    keyed = keys.stage_folders(phased.keys_folder, phased.keyed_stages)
     runs = posixpath.join(posixpath.dirname(phased.keys_folder), "_runs")
     if FileSystems.exists(runs):  # a killed run's: the rest starts over
         FileSystems.delete([runs])
-    prior = staged_summary(phased.folders + ([keyed] if keyed else []))
+    prior = staged_summary(phased.folders + keyed)
     with (
         progress.track(
             ["read", *(s.name for s in stages)],
@@ -181,11 +191,13 @@ def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> A
     ):
         parts = build_rest(p, cfg, job, phased.folders, prior, stages, keyed, runs)
         release.write_summary(p, cfg.output, parts)
-    if keyed:
-        _copy_made(prior["files"], keyed, cfg.output)
+    for folder in keyed:
+        _copy_made(keys.made_files(folder), folder, cfg.output)
     merged = merge_runs(runs, cfg.output, graph.document_shards(cfg, job))
     add_files(cfg.output, merged)
-    FileSystems.delete([runs])
+    if FileSystems.exists(runs):  # no document reached the sink: no run was written
+        FileSystems.delete([runs])
+    phased.peaked("rest", memory.peak_mb())
     phased.seconds["rest"] = round(time.monotonic() - started, 3)
     for stage, s in tracker.stage_seconds().items():
         if stage != "read":

@@ -75,24 +75,24 @@ def build_rest(
     folders: list[str],
     prior: dict[str, Any],
     stages: list[Stage],
-    keyed: str | None = None,
+    keyed: list[str] = (),
     runs: str | None = None,
 ) -> dict:
     """The release's PCollections, as graph.build returns them, from the staged partitions
     (`prior`: their summaries as one, staged_summary) through the remaining `stages`; `keyed`:
-    phase 2's folder, whose drops are left out and whose files the release lists; `runs`: the
+    phase 2's folders, whose drops are left out and whose files the release lists; `runs`: the
     documents are written there as sorted runs, not grouped into shards in memory."""
     staged = lambda name: p | f"Staged/{name}" >> beam.Create(staged_files(folders, name))  # noqa: E731
     docs = staged(DOCUMENTS) | "ReadDocuments" >> beam.ParDo(
         ReadStaged(tables.document_from_row, True)
     )
     if keyed:  # the documents phase 2's stages dropped, by id
-        docs = docs | "SkipDropped" >> beam.ParDo(SkipListed(staged_files([keyed], DROPS)))
+        docs = docs | "SkipDropped" >> beam.ParDo(SkipListed(staged_files(keyed, DROPS)))
     drops = (
-        staged(DROPS)
-        if not keyed
-        else p | "Staged/drops" >> beam.Create(staged_files([*folders, keyed], DROPS))
-    ) | "ReadDrops" >> beam.ParDo(ReadStaged(tables.drop_from_row))
+        p
+        | "Staged/drops" >> beam.Create(staged_files([*folders, *keyed], DROPS))
+        | "ReadDrops" >> beam.ParDo(ReadStaged(tables.drop_from_row))
+    )
     dead = staged(DEAD) | "ReadDeadLetters" >> beam.ParDo(ReadStaged(tables.dead_letter_from_row))
     got = graph.Collected(
         [drops],

@@ -182,6 +182,28 @@ def _signed(bands: int, rows: int, verify_k: int):
     return split
 
 
+class _CandidateSketches(beam.PTransform):
+    """Records -> (id, sketch) of the records some candidate pair names (their ids are the
+    side input: ids only)."""
+
+    def __init__(self, candidates: beam.PCollection):
+        super().__init__()
+        self.candidates = candidates
+
+    def expand(self, records):
+        ids = (
+            self.candidates
+            | "Ends" >> beam.FlatMap(lambda e: [(e[0][1], True), (e[1][1], True)])
+            | "Once" >> beam.CombinePerKey(any)
+        )
+
+        def pick(record, wanted):
+            if record.key is not None and record.id in wanted:
+                yield record.id, record.key[2]
+
+        return records | "Pick" >> beam.FlatMap(pick, beam.pvalue.AsDict(ids))
+
+
 def _verdict(scored):
     root, node, j = scored
     return node[1], (root[1], detail(survivor=root[1], jaccard=f"{j:.4f}"))
@@ -199,20 +221,26 @@ class NearOnKeys(beam.PTransform):
         super().__init__()
         self.params = params
         self.ctx = ctx
+        # the same records read a second time (a local run's phase 2 sets it): the sketches
+        # are then taken from there, candidates' only, and never held for every record
+        self.again: beam.PCollection | None = None
 
     def expand(self, keys):
         params, near = self.params, self.params.near
+        split_k = near.verify_k if self.again is None else 0
         signed = keys | "Split" >> beam.FlatMap(
-            _signed(near.bands, near.rows, near.verify_k)
+            _signed(near.bands, near.rows, split_k)
         ).with_outputs("bands", "sketches", main="sigs")
         sigs = signed.sigs
         candidates = signed.bands | "CandidatePairs" >> CandidatePairs(NAME, near.max_bucket_size)
         counts = [candidates | "CountCandidates" >> beam.Map(_count_as("candidate_pairs"))]
+        sketches = signed.sketches if near.verify_k else sigs
+        if near.verify_k and self.again is not None:
+            sketches = self.again | "CandidatesAgain" >> _CandidateSketches(candidates)
         # only candidates' sketches travel on: every node of a verified edge or cluster is one
-        scored_by = (
-            candidates,
-            signed.sketches if near.verify_k else sigs,
-        ) | "CandidateSketches" >> ValuesOfEndpoints(lambda n: n[1])
+        scored_by = (candidates, sketches) | "CandidateSketches" >> ValuesOfEndpoints(
+            lambda n: n[1]
+        )
         edges = candidates
         if near.verify:
             edges = (candidates, scored_by) | "Verified" >> VerifiedPairs(
@@ -227,7 +255,9 @@ class NearOnKeys(beam.PTransform):
             | "ScoreRoot" >> beam.Map(scorer(near.verify_k))
             | "Verdicts" >> beam.Map(_verdict)
         )
-        joined = (keys, verdicts, sigs) if params.index else (keys, verdicts)
+        # verdicts meet records without their signatures and sketches: ids cross that join
+        slim = keys | "Slim" >> beam.Map(lambda k: k._replace(key=None))
+        joined = (slim, verdicts, sigs) if params.index else (slim, verdicts)
         out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
         count_rows = counts | "AllCounts" >> beam.Flatten()
         report = (out.pairs, out.kept, count_rows) | "Report" >> ClusterReport(
