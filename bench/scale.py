@@ -86,7 +86,11 @@ def run_job(inputs: Path, out: Path, workers: int, tree: Path | None, kill_after
     cmd += ["--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, env=_env(tree), stderr=subprocess.PIPE, text=True)
+    # in the tree's folder: `python -c` puts the working folder first on sys.path, and this
+    # checkout's own gristmill/ would shadow the baseline's
+    proc = subprocess.Popen(
+        cmd, env=_env(tree), stderr=subprocess.PIPE, text=True, cwd=tree or None
+    )
     sampler = TotalRss(proc.pid)
     sampler.start()
     try:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.scale import _env, export_tree
+from bench.scale import ROOT, _env, export_tree
 
 
 def child(inputs: str) -> None:
@@ -48,7 +49,11 @@ def child(inputs: str) -> None:
 
 def _run(inputs: str, tree: Path | None) -> dict:
     cmd = [sys.executable, "-m", "bench.shuffle_bytes", inputs, "--child"]
-    out = subprocess.run(cmd, env=_env(tree), capture_output=True, text=True, check=False)
+    env = _env(tree)  # the tree first, then this checkout for bench/; run from the tree's folder
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(ROOT)]))
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=False, cwd=tree or None
+    )
     if out.returncode != 0:
         raise SystemExit(f"bench/shuffle_bytes: the job failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
