@@ -168,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gen", default=str(ROOT / "bench" / "results" / "gen"))
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
     parser.add_argument("--kill-at", type=float, default=0.0)
+    parser.add_argument("--baseline-only", action="store_true", help="skip the current code")
     return parser
 
 
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {"current": None}
+        trees = {} if args.baseline_only else {"current": None}
         if args.baseline:
             trees[args.baseline] = export_tree(args.baseline, Path(tmp) / "baseline")
         for size in [int(s) for s in args.sizes.split(",")]:
