@@ -13,6 +13,7 @@ import posixpath
 import time
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
@@ -20,13 +21,14 @@ from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.plan import Partition
 from gristmill.pipelines.progress.estimate import phase_of
 from gristmill.pipelines.progress.metrics import ACTIVE, LiveMetrics, install_hooks
-from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summary
+from gristmill.pipelines.release.manifest import SUMMARY, add_files, read_json, write_summary
 from gristmill.runners.local import memory
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
-from gristmill.transforms.dedup.keyed import keyed_order, keys_table
+from gristmill.transforms.dedup.keyed import keyed_from_row, keyed_order, keys_table
 from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.sorted_runs import ShardSpec, SpillSortedRuns, merge_runs
 from gristmill.transforms.stage import Needs, Stage
 
 DOCUMENTS, DROPS, DEAD = "documents", "drops", "dead_letters"
@@ -68,6 +70,38 @@ def _stage(rows, label: str, folder: str, name: str, to_table, key, order):
     return rows | label >> WriteShardedParquet(folder, name, 1, to_table, key, order)
 
 
+RUNS = "_runs"
+SPILL_BYTES = 64 << 20
+
+
+def _docs_spec() -> ShardSpec:
+    return ShardSpec(
+        DOCUMENTS,
+        1,
+        tables.documents_table,
+        tables.document_from_row,
+        graph.doc_id,
+        graph.doc_order,
+    )
+
+
+def _keys_spec(name: str) -> ShardSpec:
+    return ShardSpec(name, 1, keys_table, keyed_from_row, key_id, keyed_order)
+
+
+def _spill(rows, label: str, folder: str, spec: ShardSpec, size) -> None:
+    runs = posixpath.join(folder, RUNS, spec.relprefix)
+    _ = rows | label >> beam.ParDo(SpillSortedRuns(runs, spec, size, SPILL_BYTES))
+
+
+def _doc_size(doc) -> int:
+    return len(doc.text) + len(doc.url_or_path) + 200
+
+
+def _key_size(record) -> int:
+    return len(record.snippet) + 3000  # ids, a signature and a sketch, about
+
+
 def build_front(
     p: beam.Pipeline, cfg: JobConfig, stages: list[Stage], part: Partition, folder: str
 ) -> None:
@@ -75,15 +109,14 @@ def build_front(
     docs, dead, inputs = graph.read_and_count(p, cfg, part.by_source(), got)
     docs = graph.run_stages(docs, cfg, got, stages)
     drops = got.drops | "AllDrops" >> beam.Flatten()
-    keyed = []
     for stage in keyed_stages(cfg):
         make = stage.keys(cfg.params_of(stage.section), graph.stage_context(cfg, stage.name))
         keys = docs | f"Keys/{stage.name}" >> make
         name = keys_name(stage)
-        keyed.append(_stage(keys, f"Stage/{name}", folder, name, keys_table, key_id, keyed_order))
+        _spill(keys, f"Stage/{name}", folder, _keys_spec(name), _key_size)
+    _spill(docs, "StageDocs", folder, _docs_spec(), _doc_size)
     files = [
-        *keyed,
-        _stage(docs, "StageDocs", folder, DOCUMENTS, tables.documents_table, *[graph.doc_id] * 2),
+        p | "NoFiles" >> beam.Create([]),
         _stage(
             drops, "StageDrops", folder, DROPS, tables.drops_table, graph.drop_key, graph.drop_order
         ),
@@ -106,6 +139,10 @@ def build_front(
     write_summary(p, folder, parts)
 
 
+def _merged(folder: str, spec: ShardSpec) -> list[FileInfo]:
+    return merge_runs(posixpath.join(folder, RUNS, spec.relprefix), folder, spec)
+
+
 def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str) -> dict:
     """One partition's phase 1, in this process: {"seconds": wall, "stages": execution seconds
     per stage}. A finished folder is left as it is."""
@@ -113,6 +150,9 @@ def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str)
     if staging.finished(folder):
         return {"seconds": 0.0, "stages": {}, "docs": {}, "peak_mb": None}
     memory.reset_peak()
+    runs = posixpath.join(folder, RUNS)
+    if FileSystems.exists(runs):  # a killed attempt's
+        FileSystems.delete([runs])
     live = LiveMetrics()
     install_hooks()
     ACTIVE.append(live)
@@ -122,6 +162,10 @@ def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str)
             build_front(p, cfg, stages, part, folder)
     finally:
         ACTIVE.remove(live)
+    specs = [_docs_spec(), *(_keys_spec(keys_name(s)) for s in keyed_stages(cfg))]
+    add_files(folder, [f for spec in specs for f in _merged(folder, spec)])
+    if FileSystems.exists(runs):
+        FileSystems.delete([runs])
     summary = read_json(posixpath.join(folder, SUMMARY))
     made = [FileInfo(**f) for f in summary["files"]]
     n, sha = staging.file_digest(posixpath.join(folder, SUMMARY))
