@@ -19,6 +19,7 @@ from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.plan import Partition
+from gristmill.pipelines.phases.staged import SpillRuns, doc_size
 from gristmill.pipelines.progress.estimate import phase_of
 from gristmill.pipelines.progress.metrics import ACTIVE, LiveMetrics, install_hooks
 from gristmill.pipelines.release.manifest import SUMMARY, add_files, read_json, write_summary
@@ -28,7 +29,7 @@ from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
 from gristmill.transforms.dedup.keyed import keyed_from_row, keyed_order, keys_table
 from gristmill.transforms.sinks import WriteShardedParquet
-from gristmill.transforms.sorted_runs import ShardSpec, SpillSortedRuns, merge_runs
+from gristmill.transforms.sorted_runs import ShardSpec, merge_runs
 from gristmill.transforms.stage import Needs, Stage
 
 DOCUMENTS, DROPS, DEAD = "documents", "drops", "dead_letters"
@@ -71,7 +72,6 @@ def _stage(rows, label: str, folder: str, name: str, to_table, key, order):
 
 
 RUNS = "_runs"
-SPILL_BYTES = 64 << 20
 
 
 def _docs_spec() -> ShardSpec:
@@ -90,12 +90,7 @@ def _keys_spec(name: str) -> ShardSpec:
 
 
 def _spill(rows, label: str, folder: str, spec: ShardSpec, size) -> None:
-    runs = posixpath.join(folder, RUNS, spec.relprefix)
-    _ = rows | label >> beam.ParDo(SpillSortedRuns(runs, spec, size, SPILL_BYTES))
-
-
-def _doc_size(doc) -> int:
-    return len(doc.text) + len(doc.url_or_path) + 200
+    _ = rows | label >> SpillRuns(posixpath.join(folder, RUNS, spec.relprefix), spec, size)
 
 
 def _key_size(record) -> int:
@@ -114,7 +109,7 @@ def build_front(
         keys = docs | f"Keys/{stage.name}" >> make
         name = keys_name(stage)
         _spill(keys, f"Stage/{name}", folder, _keys_spec(name), _key_size)
-    _spill(docs, "StageDocs", folder, _docs_spec(), _doc_size)
+    _spill(docs, "StageDocs", folder, _docs_spec(), doc_size)
     files = [
         p | "NoFiles" >> beam.Create([]),
         _stage(

@@ -11,6 +11,7 @@ stage an earlier run finished is not redone.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import time
 
@@ -20,7 +21,7 @@ from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.front import DROPS, keys_name
-from gristmill.pipelines.phases.staged import ReadStaged, SkipListed, staged_files
+from gristmill.pipelines.phases.staged import ReadStaged, SkipListed, release_files, staged_files
 from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summary
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
@@ -56,7 +57,7 @@ def build_stage(p: beam.Pipeline, cfg: JobConfig, stage: Stage, parts: list[str]
         )
 
     ctx = graph.stage_context(cfg, stage.name)
-    ctx = type(ctx)(ctx.stage, out, ctx.seed, ctx.kinds, ctx.sections)  # index files: staged
+    ctx = dataclasses.replace(ctx, output=out)  # its index files: staged with the rest
     inner = stage.on_keys(cfg.params_of(stage.section), ctx)
     if hasattr(inner, "again"):  # it takes a second read of the records (near: sketches)
         inner.again = read("again")
@@ -97,4 +98,4 @@ def run_keys(cfg: JobConfig, stages: list[Stage], parts: list[str], out: str) ->
 def made_files(out: str) -> list[FileInfo]:
     """The release files a stage's phase 2 wrote (its index files), not its staged drops."""
     summary = read_json(posixpath.join(out, SUMMARY))
-    return [FileInfo(**f) for f in summary["files"] if "/" in f["path"]]
+    return release_files(summary)

@@ -16,14 +16,18 @@ import apache_beam as beam
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases.front import DEAD, DOCUMENTS, DROPS
-from gristmill.pipelines.phases.staged import ReadStaged, SkipListed, staged_files
+from gristmill.pipelines.phases.staged import (
+    ReadStaged,
+    SkipListed,
+    SpillRuns,
+    doc_size,
+    release_files,
+    staged_files,
+)
 from gristmill.pipelines.release.manifest import SUMMARY, read_json
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo, InputStat
-from gristmill.transforms.sorted_runs import ShardSpec, SpillSortedRuns
 from gristmill.transforms.stage import Stage
-
-SPILL_BYTES = 64 << 20  # documents held before a sorted run is written
 
 
 def _merge(a: Any, b: Any) -> Any:
@@ -46,7 +50,7 @@ def staged_summary(folders: list[str]) -> dict[str, Any]:
     files: list[FileInfo] = []
     for folder in folders:
         summary = read_json(posixpath.join(folder, SUMMARY))
-        files.extend(FileInfo(**f) for f in summary["files"] if "/" in f["path"])
+        files.extend(release_files(summary))
         for key, (n, nbytes) in summary["totals"]:
             got = totals.setdefault(tuple(key), [0, 0])
             got[0] += n
@@ -102,22 +106,5 @@ def build_rest(
     )
     docs = graph.run_stages(docs, cfg, got, stages)
     inputs = p | "Inputs" >> beam.Create(prior["inputs"])
-    sink = SpillDocuments(runs, graph.document_shards(cfg, job)) if runs else None
+    sink = SpillRuns(runs, graph.document_shards(cfg, job), doc_size) if runs else None
     return graph.finish_graph(p, docs, cfg, job, got, dead, inputs, sink)
-
-
-class SpillDocuments(beam.PTransform):
-    """The documents as sorted runs in `folder` (merged into the release's files after the
-    pipeline: sorted_runs.merge_runs); no FileInfo yet."""
-
-    def __init__(self, folder: str, spec: ShardSpec):
-        super().__init__()
-        self.folder, self.spec = folder, spec
-
-    def expand(self, docs):
-        spill = SpillSortedRuns(self.folder, self.spec, _doc_size, SPILL_BYTES)
-        return docs | "Spill" >> beam.ParDo(spill)
-
-
-def _doc_size(doc) -> int:
-    return len(doc.text) + len(doc.url_or_path) + 200

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import pyarrow as pa
 
+from gristmill.transforms.accounting import text_bytes
 from gristmill.transforms.dedup.survivors import snippet
 
 
@@ -36,8 +37,6 @@ class Keyed(NamedTuple):
 
 
 def keyed(doc, key: Any) -> Keyed:
-    from gristmill.transforms.accounting import text_bytes
-
     return Keyed(doc.id, doc.source, text_bytes(doc.text), snippet(doc.text), key)
 
 
