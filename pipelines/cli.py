@@ -143,6 +143,10 @@ TOOLS = {  # name -> (module with main(argv), one line for `gristmill --help`)
         "gristmill.pipelines.tools.audit",
         "find listed personal values in a release, without printing them",
     ),
+    "erase": (
+        "gristmill.pipelines.tools.erase",
+        "write a new release without the documents that hold listed values",
+    ),
     "inspect": (
         "gristmill.pipelines.tools.inspect",
         "show a few decoded rows of a shard or documents file",

@@ -6,6 +6,7 @@ from the registry (pipelines/registry.py).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import apache_beam as beam
 
 from gristmill.pipelines import registry
 from gristmill.pipelines.config import ConfigError, JobConfig
+from gristmill.pipelines.release.manifest import pii_section
 from gristmill.pipelines.report.run import AFTER, BEFORE, LengthHistogram
 from gristmill.schemas import tables
 from gristmill.schemas.records import InputStat
@@ -115,6 +117,7 @@ class Collected:
 def _read(p: beam.Pipeline, cfg: JobConfig, files: dict[str, list[MatchedFile]]):
     """Every source's files read: (documents, read drops, dead letters, input stats)."""
     limits = cfg.params_of("read")
+    pii = pii_section(cfg)  # dead letters name their file scrubbed as url_or_path is
     docs, drops, dead, inputs = [], [], [], []
     for source in cfg.sources:
         out = (
@@ -123,7 +126,7 @@ def _read(p: beam.Pipeline, cfg: JobConfig, files: dict[str, list[MatchedFile]])
             | f"Spread/{source.name}" >> beam.Reshuffle()
             | f"Read/{source.name}"
             >> beam.ParDo(
-                ReadFiles(source.name, reader_for(source.kind), source.options, limits)
+                ReadFiles(source.name, reader_for(source.kind), source.options, limits, pii=pii)
             ).with_outputs("drops", "dead", "inputs", main="docs")
         )
         docs.append(out.docs)
@@ -159,10 +162,12 @@ def read_and_count(p: beam.Pipeline, cfg: JobConfig, files: dict, got: Collected
     return docs, dead, input_stats
 
 
-def run_stages(docs, cfg: JobConfig, got: Collected, stages: list[Stage]):
-    """The given stages in order, each wrapped in its accounting; the documents kept."""
+def run_stages(docs, cfg: JobConfig, got: Collected, stages: list[Stage], spill: str | None = None):
+    """The given stages in order, each wrapped in its accounting; the documents kept. `spill`:
+    where their sharded tables go as sorted runs (a local run's partition)."""
     for stage in stages:
-        transform = stage.build(cfg.params_of(stage.section), stage_context(cfg, stage.name))
+        ctx = dataclasses.replace(stage_context(cfg, stage.name), spill=spill)
+        transform = stage.build(cfg.params_of(stage.section), ctx)
         result = docs | stage.name.capitalize() >> Accounted(stage.name, transform)
         docs = result.kept
         got.drops.append(result.drops)
@@ -244,11 +249,16 @@ def finish_graph(
     p, docs, cfg: JobConfig, job: JobPlan, got: Collected, dead, inputs, doc_sink=None
 ) -> dict:
     """After the document stages: the training steps, the release's tables and the summary's
-    PCollections. `doc_sink`: what writes the documents (default: the sharded Parquet sink)."""
-    got.reports.append(docs | "Lengths/Documents" >> LengthHistogram(AFTER))
+    PCollections. `doc_sink`: what writes the documents (default: the sharded Parquet sink);
+    False: they are written already, and their lengths counted."""
+    if doc_sink is not False:
+        got.reports.append(docs | "Lengths/Documents" >> LengthHistogram(AFTER))
     made = _steps(docs, cfg, got)
     root = cfg.output
-    doc_files = docs | "WriteDocuments" >> (doc_sink or _document_sink(cfg, job))
+    if doc_sink is False:
+        doc_files = p | "DocumentsWritten" >> beam.Create([])
+    else:
+        doc_files = docs | "WriteDocuments" >> (doc_sink or _document_sink(cfg, job))
     drop_files = (
         got.drops
         | "AllDrops" >> beam.Flatten()

@@ -59,6 +59,7 @@ def _run_phased(cfg: JobConfig, job: corpus.JobPlan, show: str) -> dict[str, Any
     _announce(job)
     phases.run_partitions(cfg, phased, show)
     phases.run_keys(cfg, phased, show)
+    phases.run_documents(cfg, job, phased, show)
     phases.run_rest(cfg, job, phased, show)
     return {
         "phases": phased.seconds,

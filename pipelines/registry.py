@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gristmill.transforms import langid, normalize
 from gristmill.transforms.decontam import stage as decontam
-from gristmill.transforms.dedup import exact, near, parent
+from gristmill.transforms.dedup import exact, near, paragraphs, parent
 from gristmill.transforms.pii import stage as pii
 from gristmill.transforms.quality import stage as quality
 from gristmill.transforms.stage import Needs, Stage
@@ -23,6 +23,7 @@ STAGES: list[Stage] = [
     parent.STAGE,  # dedup_parent: refresh runs only (refresh.parent set)
     exact.STAGE,
     near.STAGE,
+    paragraphs.STAGE,  # dedup_paragraphs: web and mail by default
     pii.STAGE,
     training.TOKENIZER,
     training.SHARDS,

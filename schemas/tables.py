@@ -69,6 +69,7 @@ RELEASE_ENTRIES = (
     "reports",
     "index",
     "shards",
+    "mlm",  # Parquet copies of the shards, the card's `mlm` config
     "tokenizer.json",
     "README.md",  # the dataset card (pipelines/release/card.py)
 )

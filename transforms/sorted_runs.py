@@ -150,16 +150,81 @@ def _runs(folder: str) -> dict[tuple[str, int], list[str]]:
     return {k: sorted(v) for k, v in found.items()}
 
 
+def run_files(folders: list[str]) -> dict[tuple[str, int], list[str]]:
+    """(partition, shard) -> the run files of every folder (several phases' or partitions')."""
+    found: dict[tuple[str, int], list[str]] = {}
+    for folder in folders:
+        for key, paths in _runs(folder).items():
+            found.setdefault(key, []).extend(paths)
+    return found
+
+
+def shard_keys(spec: ShardSpec, runs: dict[tuple[str, int], list[str]]) -> list[tuple[str, int]]:
+    """The files a merge writes: every shard of an unpartitioned table, empty ones too (as
+    WriteShardedParquet does); a partitioned table's non-empty (partition, shard) pairs."""
+    return sorted(runs) if spec.partition else [("", i) for i in range(spec.num_shards)]
+
+
+def merge_shard(paths: list[str], root: str, spec: ShardSpec, part: str, shard: int) -> FileInfo:
+    """One shard's runs merged into its file under `root`."""
+    streams = [_read_run(path, spec.from_row) for path in paths]
+    relpath = shard_path(spec.relprefix, part, shard, spec.num_shards)
+    merged = heapq.merge(*streams, key=spec.sort_key)
+    rows, nbytes, sha = write_rows(posixpath.join(root, relpath), spec.to_table, merged)
+    return FileInfo(relpath, rows, nbytes, sha)
+
+
 def merge_runs(folder: str, root: str, spec: ShardSpec) -> list[FileInfo]:
-    """Every shard's runs merged into its file under `root`; every shard of an unpartitioned
-    table is written, empty ones too (as WriteShardedParquet does)."""
+    """Every shard's runs merged into its file under `root`."""
     runs = _runs(folder)
-    keys = sorted(runs) if spec.partition else [("", i) for i in range(spec.num_shards)]
-    made = []
-    for part, shard in keys:
-        streams = [_read_run(path, spec.from_row) for path in runs.get((part, shard), [])]
-        relpath = shard_path(spec.relprefix, part, shard, spec.num_shards)
-        merged = heapq.merge(*streams, key=spec.sort_key)
-        rows, nbytes, sha = write_rows(posixpath.join(root, relpath), spec.to_table, merged)
-        made.append(FileInfo(relpath, rows, nbytes, sha))
-    return made
+    return [merge_shard(runs.get(k, []), root, spec, *k) for k in shard_keys(spec, runs)]
+
+
+SPILL_BYTES = 64 << 20  # rows held (by `size`) before a sorted run is written
+
+
+class SpillRuns(beam.PTransform):
+    """Rows -> sorted runs under `folder` (merged after the pipeline: merge_runs); outputs
+    nothing."""
+
+    def __init__(self, folder: str, spec: ShardSpec, size: Callable[[Any], int]):
+        super().__init__()
+        self.folder, self.spec, self.size = folder, spec, size
+
+    def expand(self, rows):
+        return rows | "Spill" >> beam.ParDo(
+            SpillSortedRuns(self.folder, self.spec, self.size, SPILL_BYTES)
+        )
+
+
+def _row_size(row) -> int:
+    return 300
+
+
+class ShardedTable(beam.PTransform):
+    """A stage's sharded table: written by the grouping sink into `output`, or, when `spill`
+    is set (a local run's partitions), spilled as sorted runs under `spill/<relprefix>` for the
+    driver to merge after every partition (same bytes either way); outputs the FileInfos
+    written (none when spilled)."""
+
+    def __init__(self, output: str, spill: str | None, spec: ShardSpec, size=_row_size):
+        super().__init__()
+        self.output, self.spill, self.spec, self.size = output, spill, spec, size
+
+    def expand(self, rows):
+        from gristmill.transforms.sinks import WriteShardedParquet
+
+        spec = self.spec
+        if self.spill is None:
+            return rows | "Write" >> WriteShardedParquet(
+                self.output,
+                spec.relprefix,
+                spec.num_shards,
+                spec.to_table,
+                spec.shard_key,
+                spec.sort_key,
+            )
+        _ = rows | "SpillRuns" >> SpillRuns(
+            posixpath.join(self.spill, spec.relprefix), spec, self.size
+        )
+        return rows.pipeline | "NoFiles" >> beam.Create([])

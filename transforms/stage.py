@@ -59,6 +59,8 @@ class StageContext:
     seed: int
     kinds: Mapping[str, str]  # source name -> source kind
     sections: Mapping[str, Any] = field(default_factory=dict)  # section -> parameters, all of them
+    # a local run's partition: sharded tables go here as sorted runs (sorted_runs.ShardedTable)
+    spill: str | None = None
 
 
 def _enabled_field(params: Any) -> bool:
@@ -102,6 +104,12 @@ class Stage:
     # one compact record each; `on_keys(params, ctx)` records -> (kept records, drops, extras)
     keys: Callable[..., Any] | None = None
     on_keys: Callable[..., Any] | None = None
+    # the sharded tables the stage writes (`tables(params, ctx)` -> sorted_runs.ShardSpecs):
+    # in a local run's partitions they are spilled as sorted runs and merged after
+    tables: Callable[..., list] | None = None
+    # one report row's values from two partitions as one (`merge_report(params, key, a, b)`);
+    # without it numbers add up and mappings merge key by key
+    merge_report: Callable[[Any, str, Any, Any], Any] | None = None
 
 
 class DocFilter(beam.DoFn):

@@ -20,11 +20,9 @@ from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.plan import Partition
 from gristmill.pipelines.phases.staged import SpillRuns, doc_size
-from gristmill.pipelines.progress.estimate import phase_of
-from gristmill.pipelines.progress.metrics import ACTIVE, LiveMetrics, install_hooks
+from gristmill.pipelines.phases.timed import stage_documents, timed_pipeline
 from gristmill.pipelines.release.manifest import SUMMARY, add_files, read_json, write_summary
 from gristmill.runners.local import memory
-from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
 from gristmill.transforms.dedup.keyed import keyed_from_row, keyed_order, keys_table
@@ -148,15 +146,9 @@ def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str)
     runs = posixpath.join(folder, RUNS)
     if FileSystems.exists(runs):  # a killed attempt's
         FileSystems.delete([runs])
-    live = LiveMetrics()
-    install_hooks()
-    ACTIVE.append(live)
-    try:
-        runner, options = local_runner()
-        with beam.Pipeline(runner=runner, options=options) as p:
-            build_front(p, cfg, stages, part, folder)
-    finally:
-        ACTIVE.remove(live)
+    per = timed_pipeline(
+        lambda p: build_front(p, cfg, stages, part, folder), [s.name for s in stages]
+    )
     specs = [_docs_spec(), *(_keys_spec(keys_name(s)) for s in keyed_stages(cfg))]
     add_files(folder, [f for spec in specs for f in _merged(folder, spec)])
     if FileSystems.exists(runs):
@@ -165,18 +157,9 @@ def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str)
     made = [FileInfo(**f) for f in summary["files"]]
     n, sha = staging.file_digest(posixpath.join(folder, SUMMARY))
     staging.mark_finished(folder, [*made, FileInfo(SUMMARY, 0, n, sha)])
-    names = ["read", *(s.name for s in stages)]
-    per: dict[str, float] = {}
-    for transform, ms in live.snapshot().msecs.items():
-        phase = phase_of(transform, names)
-        per[phase] = per.get(phase, 0.0) + ms / 1000.0
-    docs: dict[str, list[int]] = {}  # stage -> [in, kept, dropped], for the progress line
-    for (stage, _, outcome, _), (n, _) in summary["totals"]:
-        slot = {"in": 0, "kept": 1}.get(outcome, 2)
-        docs.setdefault(stage, [0, 0, 0])[slot] += n
     return {
         "seconds": time.monotonic() - started,
         "stages": per,
-        "docs": docs,
+        "docs": stage_documents(summary),
         "peak_mb": memory.peak_mb(),
     }

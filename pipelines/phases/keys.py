@@ -4,8 +4,9 @@ Phase 1 staged, per partition and per KEYS stage, one small record per document 
 text bytes, masked snippet, the stage's key: a hash, a signature...). Here each stage, in flow
 order, is one pipeline that reads those records only, less the ids the earlier stages dropped,
 runs the stage's grouping part (`Stage.on_keys`), and stages what it made in its own folder:
-its drops (the later stages and the rest leave those documents out), the index files it
-writes, and a summary of counts and report rows. Whole documents are never read here, and a
+its drops (the later stages and the rest leave those documents out), its edits when it changes
+texts (an "edits" extra: spans the rest cuts by id, edits.py), the index files it writes, and a
+summary of counts and report rows. Whole documents are never read here, and a
 stage an earlier run finished is not redone.
 """
 
@@ -27,7 +28,12 @@ from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
 from gristmill.transforms.accounting import Accounted
-from gristmill.transforms.dedup.keyed import keyed_from_row
+from gristmill.transforms.dedup.keyed import (
+    EDITS,
+    edit_order,
+    edits_table,
+    keyed_from_row,
+)
 from gristmill.transforms.sinks import WriteShardedParquet
 from gristmill.transforms.stage import Stage
 
@@ -64,17 +70,28 @@ def build_stage(p: beam.Pipeline, cfg: JobConfig, stage: Stage, parts: list[str]
     result = read("records") | stage.name.capitalize() >> Accounted(stage.name, inner)
     got = graph.Collected([result.drops], list(result.tallies), [], [])
     got.extras(result.extras)
-    staged = result.drops | "StageDrops" >> WriteShardedParquet(
-        out, DROPS, 1, tables.drops_table, graph.drop_key, graph.drop_order
-    )
+    staged = [
+        result.drops
+        | "StageDrops"
+        >> WriteShardedParquet(out, DROPS, 1, tables.drops_table, graph.drop_key, graph.drop_order)
+    ]
+    if EDITS in result.extras:  # a stage that edits texts: the rest applies them by id
+        staged.append(
+            result.extras[EDITS]
+            | "StageEdits" >> WriteShardedParquet(out, EDITS, 1, edits_table, _id, edit_order)
+        )
     parts_out = {
         "totals": graph.sum_tallies(got.tallies),
-        "files": (staged, *got.files) | "AllFiles" >> beam.Flatten(),
+        "files": (*staged, *got.files) | "AllFiles" >> beam.Flatten(),
         "inputs": p | "NoInputs" >> beam.Create([]),
         "report": [p | "NoReports" >> beam.Create([]), *got.reports]
         | "AllReports" >> beam.Flatten(),
     }
     write_summary(p, out, parts_out)
+
+
+def _id(record) -> str:
+    return record.id
 
 
 def run_keys(cfg: JobConfig, stages: list[Stage], parts: list[str], out: str) -> float:

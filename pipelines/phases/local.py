@@ -1,12 +1,16 @@
-"""A local run in phases: partitions through phase 1 across worker processes, then the rest.
+"""A local run in phases: partitions across worker processes, the keys between them.
 
 1. plan: the input's partitions (plan.py) and the staging area they write to (staging.py);
    before any work, the output's filesystem must have room for the staging area;
 2. phase 1, per partition, on `runner.workers` processes (runners/local/pool.py), each a Beam
    pipeline on the in-process FnApiRunner (front.py); a partition an earlier run finished is
    not redone;
-3. the rest of the job, one pipeline over the staged partitions (rest.py), with the live
-   progress display.
+3. phase 2, the KEYS stages (dedup) over every partition's compact keys (keys.py);
+4. phase 3, per partition again on the workers: the documents phase 2 kept through the
+   remaining document stages (pii), spilled as sorted runs (back.py);
+5. the end: the runs merged into the release's shards, a shard per work item on the workers
+   (merge.py), then one small pipeline for the drops, dead letters, counts, report rows and
+   the training steps (rest.py), with the live progress display.
 """
 
 from __future__ import annotations
@@ -24,18 +28,17 @@ from apache_beam.io.filesystems import FileSystems
 
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import ConfigError, JobConfig
-from gristmill.pipelines.phases import keys, staging
+from gristmill.pipelines.phases import back, keys, merge, staging
 from gristmill.pipelines.phases.front import keyed_stages, leading_stages, run_front
 from gristmill.pipelines.phases.plan import Partition, plan_key, plan_partitions, staging_bytes
-from gristmill.pipelines.phases.rest import build_rest, staged_summary
+from gristmill.pipelines.phases.rest import build_final, report_merger, staged_summary
 from gristmill.pipelines.progress import track as progress
 from gristmill.pipelines.release import manifest as release
 from gristmill.pipelines.release.manifest import add_files
 from gristmill.runners.local import memory
 from gristmill.runners.local.pool import run_items
 from gristmill.runners.local.runner import MALLOC_ENV, local_runner
-from gristmill.transforms.sorted_runs import merge_runs
-from gristmill.transforms.stage import Stage
+from gristmill.transforms.stage import Needs, Stage
 
 log = logging.getLogger("gristmill")
 
@@ -49,6 +52,8 @@ class Phased:
     front_stages: list[Stage]
     keyed_stages: list[Stage]
     keys_folder: str
+    back_stages: list[Stage]
+    backs: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_mb: dict[str, float] = field(default_factory=dict)  # per process, the largest
@@ -72,7 +77,12 @@ def plan(cfg: JobConfig, job: graph.JobPlan) -> Phased:
     staging.keep_only(cfg.output, key)
     root = staging.area(cfg.output, key)
     folders = [posixpath.join(root, p.name) for p in partitions]
-    return Phased(partitions, folders, leading_stages(cfg), keyed_stages(cfg), keys.folder_of(root))
+    front, keyed = leading_stages(cfg), keyed_stages(cfg)
+    after = graph.enabled_stages(cfg)[len(front) + len(keyed) :]
+    if any(stage.needs is not Needs.DOCUMENT for stage in after):
+        raise ConfigError(f"runner: {after[0].name} cannot run in a local run's partitions")
+    backs = back.folders_of(root, [p.name for p in partitions])
+    return Phased(partitions, folders, front, keyed, keys.folder_of(root), after, backs)
 
 
 def front_item(payload: tuple[JobConfig, list[Stage]], item: tuple[Partition, str]) -> dict:
@@ -83,16 +93,19 @@ def front_item(payload: tuple[JobConfig, list[Stage]], item: tuple[Partition, st
 
 
 class PartitionProgress:
-    """Phase 1's progress: a line per staged partition (on stderr unless `show` is off) with
+    """Phase 1's or 3's progress: a line per staged partition (on stderr unless `show` is off) with
     the bytes done, the documents through each stage so far and an ETA from the bytes rate."""
 
-    def __init__(self, phased: Phased, todo: list[Partition], show: str):
+    def __init__(
+        self, phased: Phased, todo: list[Partition], show: str, phase: int, stages: list[Stage]
+    ):
         self.show, self.total = show, sum(p.bytes for p in phased.partitions)
+        self.phase = phase
         self.before = self.total - sum(p.bytes for p in todo)
         self.done_bytes, self.docs, self.started = self.before, {}, time.monotonic()
         self.count, self.of = len(phased.partitions) - len(todo), len(phased.partitions)
-        self.order = ["read", *(stage.name for stage in phased.front_stages)]  # flow order
-        self._say(f"{self.of} partitions ({self.count} already staged), phase 1")
+        self.order = ["read", *(stage.name for stage in stages)]  # flow order
+        self._say(f"{self.of} partitions ({self.count} already staged), phase {phase}")
 
     def _say(self, text: str) -> None:
         if self.show != "off":
@@ -116,32 +129,48 @@ class PartitionProgress:
         self._say(
             f"{progress.clock(elapsed)} elapsed · partition {self.count}/{self.of} · "
             f"{self.done_bytes / 1e6:,.1f} of {self.total / 1e6:,.1f} MB · {stages} documents · "
-            f"phase 1 ETA {progress.clock(eta)}"
+            f"phase {self.phase} ETA {progress.clock(eta)}"
         )
 
 
-def run_partitions(cfg: JobConfig, phased: Phased, show: str) -> None:
-    todo = [(p, f) for p, f in zip(phased.partitions, phased.folders, strict=True)]
-    todo = [(p, f) for p, f in todo if not staging.finished(f)]
+def _on_workers(
+    cfg: JobConfig, phased: Phased, phase: int, work: tuple[str, Any, list[tuple]], show: str
+) -> None:
+    """A phase's partitions not yet finished (items: (partition, ..., its folder)), on the
+    worker processes, with progress lines."""
     started = time.monotonic()
-    shown = PartitionProgress(phased, [p for p, _ in todo], show)
+    target, payload, items = work
+    todo = [item for item in items if not staging.finished(item[-1])]
+    stages = phased.front_stages if phase == 1 else phased.back_stages
+    shown = PartitionProgress(phased, [item[0] for item in todo], show, phase, stages)
+    name = "partitions" if phase == 1 else "documents"
 
-    def done(item: tuple[Partition, str], result: dict) -> None:
+    def done(item: tuple, result: dict) -> None:
         for stage, s in result["stages"].items():
             phased.stage_seconds[stage] = phased.stage_seconds.get(stage, 0.0) + s
-        phased.peaked("partitions", result.get("peak_mb"))
+        phased.peaked(name, result.get("peak_mb"))
         shown.done(item[0], result)
 
     for key, value in MALLOC_ENV.items():  # read when a worker process starts
         os.environ.setdefault(key, value)
-    run_items(
-        "gristmill.pipelines.phases.local:front_item",
-        (cfg, phased.front_stages),
-        todo,
-        int(cfg.section("runner")["workers"]),
-        done,
-    )
-    phased.seconds["partitions"] = round(time.monotonic() - started, 3)
+    workers = int(cfg.section("runner")["workers"])
+    run_items(target, payload, todo, workers, done)
+    phased.seconds[name] = round(time.monotonic() - started, 3)
+
+
+def run_partitions(cfg: JobConfig, phased: Phased, show: str) -> None:
+    """Phase 1: every partition read and taken through the leading document stages."""
+    items = list(zip(phased.partitions, phased.folders, strict=True))
+    work = (f"{__name__}:front_item", (cfg, phased.front_stages), items)
+    _on_workers(cfg, phased, 1, work, show)
+
+
+def run_documents(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> None:
+    """Phase 3: every partition's documents through the stages after the keys."""
+    items = list(zip(phased.partitions, phased.folders, phased.backs, strict=True))
+    keyed = keys.stage_folders(phased.keys_folder, phased.keyed_stages)
+    payload = (cfg, job, phased.back_stages, keyed)
+    _on_workers(cfg, phased, 3, ("gristmill.pipelines.phases.back:run_back", payload, items), show)
 
 
 def run_keys(cfg: JobConfig, phased: Phased, show: str) -> None:
@@ -167,36 +196,42 @@ def _copy_made(files: list, src: str, dst: str) -> None:
         FileSystems.copy([posixpath.join(src, f.path)], [target])
 
 
+def merge_documents(cfg: JobConfig, job: graph.JobPlan, phased: Phased) -> list:
+    """Phase 3's runs merged into the release's shards, a shard per item on the workers."""
+    specs = merge.merge_specs(cfg, job, phased.back_stages)
+    items = merge.merge_items(specs, phased.backs)
+    items.sort(key=lambda item: -len(item[3]))  # the most runs first: a shorter tail
+    made: list = []
+    workers = int(cfg.section("runner")["workers"])
+    payload = (cfg, job, phased.back_stages)
+    run_items(f"{merge.__name__}:merge_item", payload, items, workers, lambda _, f: made.append(f))
+    return sorted(made, key=lambda f: f.path)
+
+
 def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> Any:
-    """The rest of the job over the staged partitions, with the live progress display."""
+    """The end of the job: the shards merged, then the release's tables, counts and training
+    steps, with the live progress display."""
     started = time.monotonic()
     memory.reset_peak()
+    merged = merge_documents(cfg, job, phased)
     runner, options = local_runner([str(a) for a in cfg.section("runner").get("args", [])])
-    skip = len(phased.front_stages) + len(phased.keyed_stages)
-    stages = graph.enabled_stages(cfg)[skip:]
     keyed = keys.stage_folders(phased.keys_folder, phased.keyed_stages)
-    runs = posixpath.join(posixpath.dirname(phased.keys_folder), "_runs")
-    if FileSystems.exists(runs):  # a killed run's: the rest starts over
-        FileSystems.delete([runs])
-    prior = staged_summary(phased.folders + keyed)
+    prior = staged_summary(phased.folders + keyed + phased.backs, report_merger(cfg))
+    documents = [
+        posixpath.join(cfg.output, f.path) for f in merged if f.path.startswith("documents/")
+    ]
+    staged = ([*phased.folders, *keyed, *phased.backs], phased.folders)
     with (
         progress.track(
-            ["read", *(s.name for s in stages)],
-            staged_bytes(cfg, phased, prior),
-            runner,
-            show,
-            steps=job.steps,
+            ["read"], staged_bytes(cfg, phased, prior), runner, show, steps=job.steps
         ) as tracker,
         beam.Pipeline(runner=runner, options=options) as p,
     ):
-        parts = build_rest(p, cfg, job, phased.folders, prior, stages, keyed, runs)
+        parts = build_final(p, cfg, job, staged, prior, documents)
         release.write_summary(p, cfg.output, parts)
     for folder in keyed:
         _copy_made(keys.made_files(folder), folder, cfg.output)
-    merged = merge_runs(runs, cfg.output, graph.document_shards(cfg, job))
     add_files(cfg.output, merged)
-    if FileSystems.exists(runs):  # no document reached the sink: no run was written
-        FileSystems.delete([runs])
     phased.peaked("rest", memory.peak_mb())
     phased.seconds["rest"] = round(time.monotonic() - started, 3)
     for stage, s in tracker.stage_seconds().items():
@@ -206,8 +241,9 @@ def run_rest(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str) -> A
 
 
 def staged_bytes(cfg: JobConfig, phased: Phased, prior: dict[str, Any]) -> dict[str, int]:
-    """Text bytes per source that phase 1 kept: what the rest reads."""
-    last = phased.front_stages[-1].name if phased.front_stages else "read"
+    """Text bytes per source that the document stages kept: what the training steps read."""
+    flow = [*phased.front_stages, *phased.keyed_stages, *phased.back_stages]
+    last = flow[-1].name if flow else "read"
     out = {s.name: 0 for s in cfg.sources}
     for (stage, source, outcome, _), (_, nbytes) in prior["tallies"]:
         if stage == last and outcome == "kept":

@@ -1,33 +1,27 @@
-"""The rest of a local run, after phase 1: one pipeline over the partitions' staged outputs.
+"""The end of a local run: one small pipeline once every partition's documents are written.
 
-It reads the staged documents back (Parquet row groups, a batch at a time), runs the stages
-from the first that needs every document's keys (dedup) to the end, makes the training data,
-and writes the release's tables; the partitions' drops, dead letters, counts, inputs and
-report rows join the ones it makes, so the release is the one a single pipeline would write.
+The phases staged, per partition and per KEYS stage, their drops, dead letters and a summary
+of counts, inputs and report rows; here those become the release's drops and dead-letter
+tables, its counts and report rows (merged across partitions: numbers add up, a stage's own
+rows by its `merge_report`), and the training steps run over the written documents. The
+release is the one a single pipeline (graph.build) would write.
 """
 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
 
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
-from gristmill.pipelines.phases.front import DEAD, DOCUMENTS, DROPS
-from gristmill.pipelines.phases.staged import (
-    ReadStaged,
-    SkipListed,
-    SpillRuns,
-    doc_size,
-    release_files,
-    staged_files,
-)
+from gristmill.pipelines.phases.front import DEAD, DROPS
+from gristmill.pipelines.phases.staged import ReadStaged, release_files, staged_files
 from gristmill.pipelines.release.manifest import SUMMARY, read_json
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo, InputStat
-from gristmill.transforms.stage import Stage
 
 
 def _merge(a: Any, b: Any) -> Any:
@@ -41,7 +35,7 @@ def _merge(a: Any, b: Any) -> Any:
     return a
 
 
-def staged_summary(folders: list[str]) -> dict[str, Any]:
+def staged_summary(folders: list[str], merge=None) -> dict[str, Any]:
     """The phases' summaries as one: tallies summed, inputs listed, report rows merged; the
     release files they wrote (not their staged tables: those are read again)."""
     totals: dict[tuple, list[int]] = {}
@@ -57,7 +51,10 @@ def staged_summary(folders: list[str]) -> dict[str, Any]:
             got[1] += nbytes
         for stage, key, value in summary["report"]:
             at = (stage, key)
-            rows[at] = _merge(rows[at], value) if at in rows else value
+            if at not in rows:
+                rows[at] = value
+            else:
+                rows[at] = merge(stage, key, rows[at], value) if merge else _merge(rows[at], value)
         inputs.extend(summary["inputs"])
     return {
         "tallies": sorted((k, tuple(v)) for k, v in totals.items()),
@@ -72,39 +69,52 @@ def staged_summary(folders: list[str]) -> dict[str, Any]:
     }
 
 
-def build_rest(
+def report_merger(cfg: JobConfig) -> Callable[[str, str, Any, Any], Any]:
+    """(stage, key, a, b) -> two partitions' report values as one: the stage's own merge
+    (Stage.merge_report) where it has one, else numbers add up and mappings merge."""
+    by_name = {s.name: s for s in graph.enabled_stages(cfg)}
+
+    def merge(stage: str, key: str, a: Any, b: Any) -> Any:
+        own = by_name.get(stage)
+        if own is not None and own.merge_report is not None:
+            return own.merge_report(cfg.params_of(own.section), key, a, b)
+        return _merge(a, b)
+
+    return merge
+
+
+def build_final(
     p: beam.Pipeline,
     cfg: JobConfig,
     job: graph.JobPlan,
-    folders: list[str],
+    staged: tuple[list[str], list[str]],
     prior: dict[str, Any],
-    stages: list[Stage],
-    keyed: list[str] = (),
-    runs: str | None = None,
+    documents: list[str],
 ) -> dict:
-    """The release's PCollections, as graph.build returns them, from the staged partitions
-    (`prior`: their summaries as one, staged_summary) through the remaining `stages`; `keyed`:
-    phase 2's folders, whose drops are left out and whose files the release lists; `runs`: the
-    documents are written there as sorted runs, not grouped into shards in memory."""
-    staged = lambda name: p | f"Staged/{name}" >> beam.Create(staged_files(folders, name))  # noqa: E731
-    docs = staged(DOCUMENTS) | "ReadDocuments" >> beam.ParDo(
-        ReadStaged(tables.document_from_row, True)
-    )
-    if keyed:  # the documents phase 2's stages dropped, by id
-        docs = docs | "SkipDropped" >> beam.ParDo(SkipListed(staged_files(keyed, DROPS)))
+    """The release's PCollections, as graph.build returns them, once every partition's
+    documents are written (`documents`: their files, read again only by the training steps):
+    the phases' drops and dead letters (`staged`: every folder that staged some) into the
+    release's tables, their counts, inputs and report rows (`prior`, staged_summary), and the
+    training steps. `staged`: the folders that staged drops, and those that staged dead letters."""
+    dropped, dead_in = staged
     drops = (
         p
-        | "Staged/drops" >> beam.Create(staged_files([*folders, *keyed], DROPS))
+        | "Staged/drops" >> beam.Create(staged_files(dropped, DROPS))
         | "ReadDrops" >> beam.ParDo(ReadStaged(tables.drop_from_row))
     )
-    dead = staged(DEAD) | "ReadDeadLetters" >> beam.ParDo(ReadStaged(tables.dead_letter_from_row))
+    dead = (
+        p
+        | "Staged/dead" >> beam.Create(staged_files(dead_in, DEAD))
+        | "ReadDeadLetters" >> beam.ParDo(ReadStaged(tables.dead_letter_from_row))
+    )
     got = graph.Collected(
         [drops],
         [p | "PriorTallies" >> beam.Create(prior["tallies"])],
         [p | "PriorFiles" >> beam.Create(prior["files"])],
         [p | "PriorReports" >> beam.Create(prior["report"])],
     )
-    docs = graph.run_stages(docs, cfg, got, stages)
+    steps = graph.enabled_steps(cfg)
+    docs = p | "Staged/documents" >> beam.Create(documents if steps else [])
+    docs = docs | "ReadDocuments" >> beam.ParDo(ReadStaged(tables.document_from_row, True))
     inputs = p | "Inputs" >> beam.Create(prior["inputs"])
-    sink = SpillRuns(runs, graph.document_shards(cfg, job), doc_size) if runs else None
-    return graph.finish_graph(p, docs, cfg, job, got, dead, inputs, sink)
+    return graph.finish_graph(p, docs, cfg, job, got, dead, inputs, doc_sink=False)

@@ -15,7 +15,7 @@ from apache_beam.metrics import Metrics
 from gristmill.schemas.records import FileInfo
 from gristmill.transforms.accounting import text_bytes
 from gristmill.transforms.sinks import shard_name
-from gristmill.transforms.sorted_runs import ShardSpec, SpillSortedRuns
+from gristmill.transforms.sorted_runs import SpillRuns  # noqa: F401  (the phases spill with it)
 
 BATCH_ROWS = 1024
 
@@ -56,26 +56,9 @@ def staged_files(folders: list[str], name: str) -> list[str]:
     return [posixpath.join(f, shard_name(name, 0, 1, ".parquet")) for f in folders]
 
 
-SPILL_BYTES = 64 << 20  # rows held (by `size`) before a sorted run is written
-
-
 def doc_size(doc) -> int:
     """About what a document holds in memory, for the spill limit."""
     return len(doc.text) + len(doc.url_or_path) + 200
-
-
-class SpillRuns(beam.PTransform):
-    """Rows -> sorted runs under `folder` (merged after the pipeline: sorted_runs.merge_runs);
-    outputs nothing."""
-
-    def __init__(self, folder: str, spec: ShardSpec, size: Callable[[Any], int]):
-        super().__init__()
-        self.folder, self.spec, self.size = folder, spec, size
-
-    def expand(self, rows):
-        return rows | "Spill" >> beam.ParDo(
-            SpillSortedRuns(self.folder, self.spec, self.size, SPILL_BYTES)
-        )
 
 
 def release_files(summary: dict) -> list[FileInfo]:

@@ -6,8 +6,8 @@ not even share a schema), and the `mlm` config the train and validation shards. 
 manifest only, without its `created_at` or any path outside the release, so the same job
 writes the same card, byte for byte.
 
-`datasets` picks one file reader per folder, from the first config's files (Parquet here), so
-the Arrow shards load with `data_dir="shards"` added (or `load_dataset(f"{RELEASE}/shards")`).
+`datasets` picks one file reader for a whole local folder, from the first config's files
+(Parquet), so the `mlm` config names the shards' Parquet copies in mlm/, not the Arrow shards.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from gristmill.schemas.mlm import shard_metadata
+from gristmill.transforms.training.shards import COPY_DIR
 
 CARD = "README.md"
 SPLITS = ("train", "validation")
@@ -45,6 +46,12 @@ def shard_splits(outputs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return found
 
 
+def copy_splits(outputs: list[dict[str, Any]]) -> list[str]:
+    """The splits whose shards have Parquet copies (mlm/SPLIT-*.parquet), in SPLITS order."""
+    paths = [o["path"] for o in outputs if o["path"].endswith(".parquet")]
+    return [s for s in SPLITS if any(p.startswith(f"{COPY_DIR}/{s}-") for p in paths)]
+
+
 def card_yaml(outputs: list[dict[str, Any]]) -> str:
     """The card's YAML header: the configs (documents first: it is the default)."""
     lines = [
@@ -58,12 +65,11 @@ def card_yaml(outputs: list[dict[str, Any]]) -> str:
         "  - split: train",
         f"    path: {documents_pattern(outputs)}",
     ]
-    splits = shard_splits(outputs)
+    splits = copy_splits(outputs)
     if splits:
         lines += ["- config_name: mlm", "  data_files:"]
-        for split in SPLITS:
-            if split in splits:
-                lines += [f"  - split: {split}", f"    path: shards/{split}-*.arrow"]
+        for split in splits:
+            lines += [f"  - split: {split}", f"    path: {COPY_DIR}/{split}-*.parquet"]
     return "\n".join([*lines, "---", ""])
 
 
@@ -73,7 +79,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _loading(manifest: dict[str, Any]) -> list[str]:
-    splits = shard_splits(manifest["outputs"])
+    splits = copy_splits(manifest["outputs"])
     lines = [
         "## Loading",
         "",
@@ -84,7 +90,7 @@ def _loading(manifest: dict[str, Any]) -> list[str]:
         'docs = load_dataset(RELEASE, split="train")  # the clean documents',
     ]
     if splits:
-        lines.append('mlm = load_dataset(RELEASE, "mlm", data_dir="shards")  # train, validation')
+        lines.append(f'mlm = load_dataset(RELEASE, "mlm")  # {", ".join(splits)}')
     if manifest.get("tokenizer"):
         lines += [
             "",
@@ -94,9 +100,9 @@ def _loading(manifest: dict[str, Any]) -> list[str]:
     lines += ["```", ""]
     if splits:
         lines += [
-            "`datasets` reads one file format per folder, so the Arrow shards need",
-            '`data_dir="shards"` (or `load_dataset(f"{RELEASE}/shards")`); one shard also opens',
-            "with `datasets.Dataset.from_file(path)`.",
+            f"The `mlm` config reads `{COPY_DIR}/`, Parquet copies of the Arrow shards in",
+            "`shards/` (`datasets` reads one file format per folder); an Arrow shard opens",
+            "with `datasets.Dataset.from_file(path)` or `gristmill.schemas.mlm_shards`.",
             "",
         ]
     return lines

@@ -3,6 +3,11 @@
 The pipeline's last step writes a small summary (tallies, files written, inputs read). The
 driver checks the accounting against it, writes the run report, and only then writes the
 manifest, atomically: a release without a manifest is never complete.
+
+Input paths may hold personal data (a file named after a person or a phone number): when the
+pii stage runs, each input is recorded by its path scrubbed with the stage's engine and
+operators, and by `path_hmac` (HMAC of the path under the pii key), which is what a refresh
+matches its own inputs against (transforms/pii/outside.py).
 """
 
 from __future__ import annotations
@@ -144,12 +149,35 @@ def _outputs(summary: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def pii_section(cfg: JobConfig) -> dict[str, Any] | None:
+    """The pii stage's section when the job runs it (what scrubs paths outside the text)."""
+    from gristmill.pipelines import registry
+
+    for stage in registry.with_report("privacy"):
+        if stage.section in cfg.params and stage.enabled(cfg.params_of(stage.section)):
+            return cfg.section(stage.section)
+    return None
+
+
+def private_inputs(cfg: JobConfig, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Inputs as the manifest records them: with the pii stage on, each path scrubbed and
+    matched later by its HMAC; else as they are."""
+    section = pii_section(cfg)
+    if section is None or not inputs:
+        return inputs
+    from gristmill.transforms.pii.outside import path_records
+
+    records = path_records(section, [i["path"] for i in inputs])
+    return [{**i, **r} for i, r in zip(inputs, records, strict=True)]
+
+
 def _manifest(cfg: JobConfig, summary: dict[str, Any], stage_names: list[str]) -> dict[str, Any]:
     """The manifest from the pipeline's summary, once its accounting is checked."""
     totals = {tuple(k): tuple(v) for k, v in summary["totals"]}
     stages = [s.as_json() for s in stage_counts(stage_names, totals)]
     inputs, files = summary["inputs"], _outputs(summary)
     check_accounting(stages, inputs, files)
+    inputs = private_inputs(cfg, inputs)
     return {
         "gristmill_version": __version__,
         "schema_version": SCHEMA_VERSION,
@@ -204,7 +232,7 @@ def _write_reports(cfg: JobConfig, summary: dict, manifest: dict, timings: dict)
     write_run_report(root, manifest)
 
 
-def _with_card(root: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def with_card(root: str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Writes the dataset card (README.md) and returns the outputs listing it too."""
     shards = shard_parameters(root, manifest["outputs"])
     data = render_card(manifest, shards).encode("utf-8")
@@ -229,7 +257,7 @@ def finish(
     manifest = _manifest(cfg, summary, stage_names)
     if extend is not None:
         manifest.update(extend(manifest))
-    manifest["outputs"] = _with_card(root, manifest)
+    manifest["outputs"] = with_card(root, manifest)
     manifest["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     _write_reports(cfg, summary, manifest, timings)
     tmp = posixpath.join(root, MANIFEST + ".tmp")

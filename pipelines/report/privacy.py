@@ -159,6 +159,8 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f5f8;font-weight:
 .ex{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:#f6f7f9;padding:.3rem .5rem;margin:.2rem 0;border-radius:4px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:1rem}
 .card{border:1px solid #e6e9ef;border-radius:6px;padding:.6rem}.kv td{text-align:left}
+@media (max-width:40rem){table{display:block;overflow-x:auto}body{margin:1rem auto}}
+pre,.ex{overflow-x:auto;overflow-wrap:anywhere}
 """
 
 
@@ -173,7 +175,10 @@ def _bars(values: dict[str, float], width: int = 560, unit: str = "") -> str:
     top = max(values.values()) or 1
     row, label_w = 22, 150
     height = row * len(values) + 6
-    parts = [f'<svg width="{width}" height="{height}" role="img">']
+    parts = [
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        'style="max-width:100%;height:auto">'
+    ]
     for i, (name, v) in enumerate(values.items()):
         y = 3 + i * row
         w = max(1, int((width - label_w - 90) * v / top))
@@ -187,17 +192,40 @@ def _bars(values: dict[str, float], width: int = 560, unit: str = "") -> str:
 
 
 def _histogram(bins: list[int], width: int = 230, height: int = 90) -> str:
-    """Score histogram (ten bins from 0 to 1) as inline SVG."""
+    """Score histogram (ten bins from 0 to 1) as inline SVG, with a counted y-axis (0, half,
+    the top) so bar heights read as numbers; scales down to its card on a narrow screen."""
     top = max(bins) or 1
-    bar = width / len(bins)
-    parts = [f'<svg width="{width}" height="{height + 16}" role="img">']
-    for i, n in enumerate(bins):
-        h = int(height * n / top)
+    left, label_h = 40, 30  # room for the y ticks and the rotated label; the x ticks below
+    plot_w = width - left - 4
+    bar = plot_w / len(bins)
+    full = height + label_h
+    parts = [
+        f'<svg width="{width}" height="{full}" viewBox="0 0 {width} {full}" role="img" '
+        'style="max-width:100%;height:auto" font-size="10">',
+        f'<line x1="{left}" y1="8" x2="{left}" y2="{height}" stroke="#667"/>',
+        f'<line x1="{left}" y1="{height}" x2="{width - 4}" y2="{height}" stroke="#667"/>',
+        f'<text x="9" y="{(8 + height) / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 9 {(8 + height) / 2:.0f})">findings</text>',
+    ]
+    for value in sorted({0, top // 2, top}):
+        y = height - (height - 8) * value / top
+        parts.append(f'<line x1="{left - 3}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#667"/>')
         parts.append(
-            f'<rect x="{i * bar + 1:.1f}" y="{height - h}" width="{bar - 2:.1f}" height="{h}" fill="#7a5af5"><title>{i / 10:.1f}–{(i + 1) / 10:.1f}: {n}</title></rect>'
+            f'<text x="{left - 5}" y="{y + 3.5:.1f}" text-anchor="end">{_e(f"{value:,}")}</text>'
         )
-    parts.append(f'<text x="0" y="{height + 13}" font-size="10">0</text>')
-    parts.append(f'<text x="{width - 14}" y="{height + 13}" font-size="10">1.0</text>')
+    for i, n in enumerate(bins):
+        h = (height - 8) * n / top
+        parts.append(
+            f'<rect x="{left + i * bar + 1:.1f}" y="{height - h:.1f}" width="{bar - 2:.1f}" '
+            f'height="{h:.1f}" fill="#7a5af5"><title>{i / 10:.1f}–{(i + 1) / 10:.1f}: {n}'
+            "</title></rect>"
+        )
+    for x, tick in ((left, "0"), (left + plot_w / 2, "0.5"), (width - 4, "1.0")):
+        anchor = "start" if tick == "0" else "end" if tick == "1.0" else "middle"
+        parts.append(f'<text x="{x:.1f}" y="{height + 12}" text-anchor="{anchor}">{tick}</text>')
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{full - 3}" text-anchor="middle">score</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -327,6 +355,7 @@ def render_html(report: dict[str, Any]) -> str:
     t = report["totals"]
     out = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
         "<title>gristmill privacy report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Privacy report</h1>",

@@ -72,10 +72,18 @@ def keeps_case(encoder: DocEncoder) -> bool:
 
 
 def value_patterns(encoder: DocEncoder, value: str, cased: bool) -> list[np.ndarray]:
-    """The distinct non-empty token-id sequences of `value_texts`, alone and after a space."""
+    """The distinct non-empty token-id sequences of `value_texts`, alone and after a space.
+    A sequence of unknown tokens only is left out: the shards cannot hold such a value (its
+    characters are all [UNK] there), and it would match every unknown word of the corpus."""
     texts = [p + t for t in value_texts(value, cased) for p in PREFIXES]
     seqs = {tuple(e.ids) for e in encoder.encode(texts)}
-    return [np.asarray(s, dtype=np.int64) for s in sorted(seqs) if s]
+    unk = _unk_id(encoder)
+    return [np.asarray(s, dtype=np.int64) for s in sorted(seqs) if s and any(t != unk for t in s)]
+
+
+def _unk_id(encoder: DocEncoder) -> int | None:
+    token = getattr(encoder.tok.model, "unk_token", None)
+    return encoder.tok.token_to_id(str(token)) if token else None
 
 
 def original_stream(arrays: dict[str, np.ndarray], ids: dict[str, int]) -> np.ndarray:

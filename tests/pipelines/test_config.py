@@ -468,6 +468,7 @@ def test_plan_lists_inputs_and_stages(tmp_path):
         "quality",
         "dedup_exact",
         "dedup_near",
+        "dedup_paragraphs",
         "pii",
     ]
     assert plan.document_shards == 1

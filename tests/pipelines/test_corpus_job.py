@@ -53,7 +53,16 @@ def test_every_source_yields_documents(demo):
 def test_stages_balance_and_chain(demo):
     _, manifest = demo
     names = [s["name"] for s in manifest["stages"]]
-    assert names == ["read", "normalize", "langid", "quality", "dedup_exact", "dedup_near", "pii"]
+    assert names == [
+        "read",
+        "normalize",
+        "langid",
+        "quality",
+        "dedup_exact",
+        "dedup_near",
+        "dedup_paragraphs",
+        "pii",
+    ]
     previous = None
     for stage in manifest["stages"]:
         assert stage["in"] == stage["kept"] + sum(stage["dropped"].values()), stage["name"]

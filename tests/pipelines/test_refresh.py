@@ -243,15 +243,40 @@ def test_skip_needs_same_path_size_and_checksum(tmp_path):
     edited = write(tmp_path / "edited.txt", "edited text 1")
     grown = write(tmp_path / "grown.txt", "grown text, longer now")
     consumed = {
-        str(same): (*file_sha256(str(same)), 0),
-        str(edited): (len("edited text 2"), "0" * 64, 0),  # same size, other bytes
-        str(grown): (5, "0" * 64, 1),
+        ("path", str(same)): (*file_sha256(str(same)), 0),
+        ("path", str(edited)): (len("edited text 2"), "0" * 64, 0),  # same size, other bytes
+        ("path", str(grown)): (5, "0" * 64, 1),
     }
     plan = Refresh("p", {}, ["p"], consumed, "none")
     files = {"s": [MatchedFile(str(p), p.name, p.stat().st_size) for p in (same, edited, grown)]}
     kept = plan.skip_consumed(files)
     assert [f.path for f in kept["s"]] == [str(edited), str(grown)]
     assert [s["path"] for s in plan.skipped] == [str(same)]
+
+
+def test_inputs_recorded_by_hmac_are_matched_by_hmac_from_any_folder(tmp_path, monkeypatch):
+    """A parent built with the pii stage records scrubbed paths and their HMACs: a refresh
+    matches its inputs by the HMAC of their absolute path under the same key."""
+    from gristmill.pipelines.refresh import Refresh, _consumed
+    from gristmill.transforms.pii.outside import path_hmac
+    from gristmill.transforms.sources.read import MatchedFile, file_sha256
+
+    key = b"k" * 32
+    same = write(tmp_path / "in" / "calls_549-480-7107.txt", "unchanged text")
+    other = write(tmp_path / "in" / "other.txt", "other text")
+    size, sha = file_sha256(str(same))
+    monkeypatch.chdir(tmp_path)  # the parent read it by a relative path
+    parent = {"inputs": [{"path": "in/calls_<PHONE_NUMBER>.txt", "bytes": size, "sha256": sha,
+                          "path_hmac": path_hmac(key, "in/calls_549-480-7107.txt")}]}  # fmt: skip
+    consumed = _consumed((parent,))
+    assert list(consumed) == [("hmac", parent["inputs"][0]["path_hmac"])]
+    monkeypatch.chdir(tmp_path / "in")  # this run names it absolutely, from elsewhere
+    files = {"s": [MatchedFile(str(p), p.name, p.stat().st_size) for p in (same, other)]}
+    assert Refresh("p", {}, ["p"], consumed, "none").skip_consumed(files)["s"] == files["s"]
+    plan = Refresh("p", {}, ["p"], consumed, "none", key=key)
+    assert plan.skip_consumed(files)["s"] == files["s"][1:]
+    wrong = Refresh("p", {}, ["p"], consumed, "none", key=b"x" * 32)
+    assert wrong.skip_consumed(files)["s"] == files["s"]
 
 
 # ---- the parent's configuration is inherited (pipelines/recorded.py) ------------------------

@@ -40,6 +40,7 @@ def test_the_registry_lists_each_section_once_with_one_params_class():
         "dedup_parent",
         "dedup_exact",
         "dedup_near",
+        "dedup_paragraphs",
     }
 
 

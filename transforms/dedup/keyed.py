@@ -119,3 +119,40 @@ def keyed_from_row(row: dict) -> Keyed:
 
 def keyed_order(record: Keyed) -> tuple:
     return (record.id, record.nbytes, record.snippet)
+
+
+# ---- edits: a KEYS stage that changes a document's text rather than dropping it ---------------
+
+EDITS = "edits"  # the staged table of a stage's edits (phase 2), read again by the rest
+EDITS_SCHEMA = pa.schema([("id", pa.string()), ("spans", pa.list_(pa.int64()))])
+
+
+class Edit(NamedTuple):
+    """Character spans to delete from a document's text: flat (start, end) pairs, in order,
+    not overlapping. Both ways of running a job apply them with `cut_spans`."""
+
+    id: str
+    spans: tuple[int, ...]
+
+
+def cut_spans(text: str, spans) -> str:
+    """`text` less the (start, end) spans (flat pairs, in order)."""
+    pieces, at = [], 0
+    for k in range(0, len(spans), 2):
+        pieces.append(text[at : spans[k]])
+        at = spans[k + 1]
+    pieces.append(text[at:])
+    return "".join(pieces)
+
+
+def edits_table(rows: list[Edit]) -> pa.Table:
+    cols = {"id": [r.id for r in rows], "spans": [list(r.spans) for r in rows]}
+    return pa.table(cols, schema=EDITS_SCHEMA)
+
+
+def edit_from_row(row: dict) -> Edit:
+    return Edit(row["id"], tuple(row["spans"]))
+
+
+def edit_order(edit: Edit) -> tuple:
+    return (edit.id, edit.spans)

@@ -8,6 +8,7 @@ replaced span is shown as its `<ENTITY_TYPE>` placeholder, whatever the operator
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -162,6 +163,42 @@ def _examples_dict(rows) -> dict:
     for (source, kind), picked in rows:
         out.setdefault(source, {})[kind] = [context for _, context in sorted(picked)]
     return canonical_json(out)
+
+
+def example_rank(context: str) -> float:
+    """Where an example context stands among its type's candidates: from the context alone,
+    so partitions' picks merge into the pick of the whole run (merge_row)."""
+    return int.from_bytes(hashlib.sha256(context.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def _merge_examples(a: dict, b: dict, k: int) -> dict:
+    out: dict[str, dict[str, list[str]]] = {}
+    for side in (a, b):
+        for source, kinds in side.items():
+            for kind, contexts in kinds.items():
+                out.setdefault(source, {}).setdefault(kind, []).extend(contexts)
+    for kinds in out.values():
+        for kind, contexts in kinds.items():
+            kinds[kind] = sorted(contexts, key=lambda c: (example_rank(c), c))[:k]
+    return canonical_json(out)
+
+
+def _counts(row: dict, settings: tuple[str, ...]) -> dict:
+    return {k: v for k, v in row.items() if k not in settings}
+
+
+def merge_row(key: str, a: Any, b: Any, examples_per_type: int) -> Any:
+    """The stage's report row `key` of two partitions as the row of both: counts added,
+    examples re-picked, settings kept."""
+    if key == "sources":
+        return canonical_json(SummariseSources().merge_accumulators([a, b]))
+    if key == "examples":
+        return _merge_examples(a, b, examples_per_type)
+    if key == "residual":
+        fixed = tuple(k for k in a if k not in SummariseResidual().create_accumulator())
+        both = SummariseResidual().merge_accumulators([_counts(a, fixed), _counts(b, fixed)])
+        return canonical_json({**{k: a[k] for k in fixed}, **both})
+    return a  # engine, config: the same in every partition
 
 
 class ReportRows(beam.PTransform):

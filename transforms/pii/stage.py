@@ -53,21 +53,23 @@ from gristmill.transforms.pii.fields import (
     scan_text,
     shifted,
 )
-from gristmill.transforms.pii.findings import (
-    FINDINGS_PREFIX,
-    PiiFinding,
-    finding_key,
-    findings_table,
-)
+from gristmill.transforms.pii.findings import PiiFinding, findings_spec
 from gristmill.transforms.pii.hashing import (
     DEMO_PREFIX,
     key_path,
     resolve_salt,
     value_hash,
 )
-from gristmill.transforms.pii.report_rows import DocStats, ReportRows, ResidualStats, score_bin
+from gristmill.transforms.pii.report_rows import (
+    DocStats,
+    ReportRows,
+    ResidualStats,
+    example_rank,
+    merge_row,
+    score_bin,
+)
 from gristmill.transforms.pii.shapes import shaped
-from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.sorted_runs import ShardedTable
 from gristmill.transforms.stage import DROPPED, KEPT, Cost, Stage, StageContext
 
 log = logging.getLogger("gristmill")
@@ -255,9 +257,9 @@ class PiiScrub(beam.DoFn):
             if p.entity_type not in best or rank < best[p.entity_type][0]:
                 best[p.entity_type] = (rank, p)
         out = []
-        for kind, (rank, piece) in sorted(best.items()):
+        for kind, (_, piece) in sorted(best.items()):
             context = shaped(masked_context(text, pieces, piece, self.section["context_chars"]))
-            out.append((EXAMPLES, ((doc.source, kind), (rank, context))))
+            out.append((EXAMPLES, ((doc.source, kind), (example_rank(context), context))))
         return out
 
     def _residual(self, doc: Document, text: str, pieces) -> list:
@@ -304,13 +306,9 @@ class PiiStage(beam.PTransform):
         out = docs | "Scan" >> beam.ParDo(PiiScrub(s, self.ctx.seed)).with_outputs(
             DROPPED, FINDINGS, STATS, EXAMPLES, RESIDUAL, main=KEPT
         )
-        files = out[FINDINGS] | "WriteFindings" >> WriteShardedParquet(
-            self.ctx.output,
-            FINDINGS_PREFIX,
-            s["findings_shards"],
-            findings_table,
-            lambda f: f.doc_id,
-            finding_key,
+        spec = findings_spec(s["findings_shards"])
+        files = out[FINDINGS] | "WriteFindings" >> ShardedTable(
+            self.ctx.output, self.ctx.spill, spec
         )
         residual = {
             "enabled": s["residual"]["enabled"],
@@ -340,6 +338,14 @@ def build(params: PiiParams, ctx: StageContext) -> PiiStage:
     return PiiStage(section, ctx)
 
 
+def findings_tables(params: PiiParams, ctx: StageContext) -> list:
+    return [findings_spec(params.findings_shards)]
+
+
+def merge_report(params: PiiParams, key: str, a: Any, b: Any) -> Any:
+    return merge_row(key, a, b, params.examples_per_type)
+
+
 def _check_key_outside(salt_file: str, output: str) -> None:
     """The key file must not be part of the release (it would publish the key)."""
     if "://" in output:
@@ -358,5 +364,7 @@ STAGE = Stage(
     cost=Cost(136, 3.2, 74, 2.8),
     recorded=recorded_config,
     report=("privacy",),
+    tables=findings_tables,
+    merge_report=merge_report,
     summary="presidio recognizers find personal data; values scrubbed, findings kept as HMACs",
 )

@@ -133,13 +133,25 @@ def match_inputs(patterns: Iterable[str]) -> list[MatchedFile]:
 
 
 class ReadFiles(beam.DoFn):
-    """Reads whole files with a format reader; nothing a reader raises stops the job."""
+    """Reads whole files with a format reader; nothing a reader raises stops the job.
 
-    def __init__(self, source: str, reader: Reader, options: dict[str, Any], limits: ReadLimits):
+    `pii`: the pii stage's section when the job runs it. A dead letter names its input file,
+    and a file name may hold personal data, so it is then scrubbed as the stage scrubs
+    `url_or_path` (dead letters skip the stage; their `detail` never holds input bytes)."""
+
+    def __init__(
+        self,
+        source: str,
+        reader: Reader,
+        options: dict[str, Any],
+        limits: ReadLimits,
+        pii: dict[str, Any] | None = None,
+    ):
         self.source = source
         self.reader = reader
         self.options = options
         self.limits = limits
+        self.pii = pii
 
     def setup(self) -> None:
         ns = f"{READ_STAGE}.{self.source}"
@@ -232,7 +244,12 @@ class ReadFiles(beam.DoFn):
 
     def _dead(self, matched: MatchedFile, bad: BadRecord) -> DeadLetter:
         Metrics.counter(f"{READ_STAGE}.{self.source}", f"dead_letters.{bad.error}").inc()
-        return DeadLetter(self.source, shown_path(matched.path), bad.offset, bad.error, bad.detail)
+        file = shown_path(matched.path)
+        if self.pii is not None:
+            from gristmill.transforms.pii.outside import scrub_strings
+
+            file = scrub_strings(self.pii, [file])[0]
+        return DeadLetter(self.source, file, bad.offset, bad.error, bad.detail)
 
 
 def _safe_tell(f: InputFile | None) -> int:

@@ -44,20 +44,29 @@ class TrainingPlan:
 
 class TokenizerFromDocs(beam.PTransform):
     """Documents -> (tokenizer JSON singleton, files, report). With `given_sha256` (of the
-    checked `tokenizer.path`), that file is copied instead of training one."""
+    checked `tokenizer.path`), that file is copied instead of training one. `shard_length`
+    (mlm.max_seq_length when shards are made) becomes tokenizer_config's model_max_length."""
 
-    def __init__(self, section: dict, root: str, seed: int, given_sha256: str | None = None):
+    def __init__(
+        self,
+        section: dict,
+        root: str,
+        seed: int,
+        given_sha256: str | None = None,
+        shard_length: int | None = None,
+    ):
         super().__init__()
         self.section = section
         self.root = root
         self.seed = seed
         self.given_sha256 = given_sha256
+        self.shard_length = shard_length
 
     def expand(self, docs):
         if self.given_sha256 is not None:
             source = docs.pipeline | "Given" >> beam.Create([self.section["path"]])
             out = source | "Copy" >> beam.ParDo(
-                tokenize.CopyGiven(self.root, self.given_sha256, self.section)
+                tokenize.CopyGiven(self.root, self.given_sha256, self.section, self.shard_length)
             ).with_outputs("files", "report", main="json")
         else:
             sample = (
@@ -66,7 +75,7 @@ class TokenizerFromDocs(beam.PTransform):
                 | "Bound" >> beam.CombineGlobally(BoundedSample(self.section["sample_bytes"]))
             )
             out = sample | "Train" >> beam.ParDo(
-                tokenize.TrainTokenizer(self.section, self.root)
+                tokenize.TrainTokenizer(self.section, self.root, self.shard_length)
             ).with_outputs("files", "report", main="json")
         return out.json, out.files, out.report
 
@@ -99,13 +108,17 @@ def plan_training(tokenizer_section: dict[str, Any], mlm_section: dict[str, Any]
 
 
 def tokenizer_branch(
-    docs: beam.PCollection, section: dict[str, Any], ctx: StageContext
+    docs: beam.PCollection,
+    section: dict[str, Any],
+    ctx: StageContext,
+    shard_length: int | None = None,
 ) -> dict[str, beam.PCollection]:
-    """{"json", "info", "tokenizer" (the manifest's summary), "files", "report"}."""
+    """{"json", "info", "tokenizer" (the manifest's summary), "files", "report"};
+    `shard_length` is mlm.max_seq_length when the job writes shards."""
     given = tokenize.load_given(section)[1].sha256 if section["path"] is not None else None
     roles = tokenize.special_tokens(section)
     tok_json, files, report = docs | "Tokenizer" >> TokenizerFromDocs(
-        section, ctx.output, ctx.seed, given
+        section, ctx.output, ctx.seed, given, shard_length
     )
     info = tok_json | "TokenizerInfo" >> beam.Map(tokenize.inspect_tokenizer, roles)
     summary = info | "TokenizerSummary" >> beam.Map(lambda i: i.as_json())
@@ -143,7 +156,8 @@ def add_training_data(
     plan = plan_training(tokenizer_section, mlm_section)
     if not plan.makes_tokenizer:
         return {}
-    tok = tokenizer_branch(docs, tokenizer_section, ctx)
+    length = mlm_section["max_seq_length"] if plan.makes_shards else None
+    tok = tokenizer_branch(docs, tokenizer_section, ctx, length)
     files, reports = [tok["files"]], [tok["report"]]
     if plan.makes_shards:
         unk = tokenize.special_tokens(tokenizer_section)["unk"]
@@ -180,8 +194,14 @@ def _tokenizer_params(sections: Mapping[str, Any]) -> tokenize.TokenizerParams:
     return next(v for v in sections.values() if isinstance(v, tokenize.TokenizerParams))
 
 
+def _shard_length(sections: Mapping[str, Any]) -> int | None:
+    """mlm.max_seq_length when the job writes shards: the tokenizer's model_max_length."""
+    found = next((v for v in sections.values() if isinstance(v, mlm.MlmParams)), None)
+    return found.max_seq_length if found is not None and found.enabled else None
+
+
 def _build_tokenizer(params, ctx: StageContext, docs, made) -> dict[str, beam.PCollection]:
-    return tokenizer_branch(docs, as_dict(params), ctx)
+    return tokenizer_branch(docs, as_dict(params), ctx, _shard_length(ctx.sections))
 
 
 def _build_shards(params, ctx: StageContext, docs, made) -> dict[str, beam.PCollection]:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from gristmill.schemas.mlm import mlm_schema, mlm_table, numpy_dtypes
@@ -35,6 +36,9 @@ from gristmill.transforms.training.split import TRAIN, VALIDATION, SplitDocs, va
 from gristmill.transforms.training.tokenizer import TokenizerInfo
 
 SHARD_DIR = "shards"
+# Parquet copies of the shards, the `mlm` config of the dataset card: `datasets` reads one file
+# format per local folder (the default config's, Parquet), so the Arrow shards cannot be a config.
+COPY_DIR = "mlm"
 BATCH_BYTES = 4 << 20  # one Arrow record batch: the unit a reader maps and shuffles
 
 # Per split: (tokens, documents with tokens, documents without, [UNK] tokens).
@@ -165,6 +169,18 @@ def write_shard(root: str, relpath: str, table: pa.Table, rows_per_batch: int) -
     return FileInfo(relpath, table.num_rows, len(view), hashlib.sha256(view).hexdigest())
 
 
+def write_parquet_copy(root: str, relpath: str, table: pa.Table, rows_per_group: int) -> FileInfo:
+    """The shard again as zstd Parquet (about a quarter of its size): what
+    `load_dataset(RELEASE, "mlm")` reads; row groups as large as the Arrow record batches."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression="zstd", compression_level=3, row_group_size=rows_per_group
+    )
+    view = memoryview(sink.getvalue())
+    write_bytes(posixpath.join(root, relpath), view)
+    return FileInfo(relpath, table.num_rows, len(view), hashlib.sha256(view).hexdigest())
+
+
 def sum_totals(values) -> Totals:
     out = [0, 0, 0, 0]
     for value in values:
@@ -219,7 +235,8 @@ class _EveryShard(beam.DoFn):
 
 
 class ExampleShard(beam.DoFn):
-    """One shard's documents -> packed, masked rows -> shards/SPLIT-0000i-of-0000n.arrow."""
+    """One shard's documents -> packed, masked rows -> shards/SPLIT-0000i-of-0000n.arrow, and
+    its Parquet copy mlm/SPLIT-0000i-of-0000n.parquet."""
 
     def __init__(self, section: dict, seed: int, root: str):
         self.specs = _Specs(section, seed)
@@ -249,6 +266,8 @@ class ExampleShard(beam.DoFn):
         relpath = shard_name(f"{SHARD_DIR}/{split}", index, n, ".arrow")
         per_batch = max(1, BATCH_BYTES // row_bytes(spec))
         written = write_shard(self.root, relpath, table, per_batch)
+        copy = shard_name(f"{COPY_DIR}/{split}", index, n, ".parquet")
+        yield write_parquet_copy(self.root, copy, table, per_batch)
         real = int(columns["attention_mask"].sum(dtype="int64"))
         masked = int((columns["labels"] != -100).sum()) if spec.static else 0
         Metrics.counter(NAME, f"{split}.rows").inc(table.num_rows)

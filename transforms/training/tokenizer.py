@@ -292,8 +292,8 @@ def hf_files(section: dict, max_length: int | None = None) -> dict[str, bytes]:
     """tokenizer_config.json and special_tokens_map.json as `PreTrainedTokenizerFast` reads them.
 
     Written by hand because transformers is an optional extra the job must not need.
-    `max_length` is a given tokenizer's own limit (its truncation), which is what
-    mlm.max_seq_length was checked against; otherwise the section's `model_max_length`."""
+    `max_length` is the longest sequence a model of this release takes (`model_length`);
+    without it, the section's `model_max_length`."""
     tokens = {f"{role}_token": token for role, token in special_tokens(section).items()}
     config = {
         **tokens,
@@ -315,12 +315,21 @@ def write_hf_files(
         yield beam.pvalue.TaggedOutput("files", FileInfo(name, 0, len(raw), sha))
 
 
-class TrainTokenizer(beam.DoFn):
-    """Trains on the whole (bounded) sample, writes tokenizer.json, emits its JSON text."""
+def model_length(shard_length: int | None, own_limit: int | None) -> int | None:
+    """tokenizer_config.json's model_max_length: the shards' sequence length when the release
+    has shards (what a model trained on them takes; planning checked it fits), else a given
+    tokenizer's own limit (its truncation), else None (the section's `model_max_length`)."""
+    return shard_length or own_limit
 
-    def __init__(self, section: dict, root: str):
+
+class TrainTokenizer(beam.DoFn):
+    """Trains on the whole (bounded) sample, writes tokenizer.json, emits its JSON text.
+    `shard_length` is mlm.max_seq_length when the job writes shards."""
+
+    def __init__(self, section: dict, root: str, shard_length: int | None = None):
         self.section = section
         self.root = root
+        self.shard_length = shard_length
 
     def process(self, sample: list[SampleItem]):
         texts = [text for _, _, text, _ in sample]
@@ -335,7 +344,7 @@ class TrainTokenizer(beam.DoFn):
         raw = data.encode("utf-8")
         write_bytes(posixpath.join(self.root, FILENAME), raw)
         yield beam.pvalue.TaggedOutput("files", FileInfo(FILENAME, size, len(raw), info.sha256))
-        yield from write_hf_files(self.root, self.section)
+        yield from write_hf_files(self.root, self.section, model_length(self.shard_length, None))
         report = {
             "trained": True,
             "model": self.section["model"],
@@ -357,12 +366,20 @@ class CopyGiven(beam.DoFn):
 
     Read on a worker (any Beam filesystem) rather than embedded in the graph; it must still be
     the file that was checked before the job started. `section` names the special tokens and
-    limits for tokenizer_config.json; without it the section's defaults are assumed."""
+    limits for tokenizer_config.json; without it the section's defaults are assumed.
+    `shard_length` is mlm.max_seq_length when the job writes shards."""
 
-    def __init__(self, root: str, sha256: str, section: dict | None = None):
+    def __init__(
+        self,
+        root: str,
+        sha256: str,
+        section: dict | None = None,
+        shard_length: int | None = None,
+    ):
         self.root = root
         self.sha256 = sha256
         self.section = section if section is not None else as_dict(TokenizerParams())
+        self.shard_length = shard_length
 
     def process(self, path: str):
         data = read_text(path)
@@ -375,7 +392,7 @@ class CopyGiven(beam.DoFn):
         write_bytes(posixpath.join(self.root, FILENAME), raw)
         yield beam.pvalue.TaggedOutput("files", FileInfo(FILENAME, size, len(raw), sha))
         limit = tok.truncation["max_length"] if tok.truncation else None
-        yield from write_hf_files(self.root, self.section, limit)
+        yield from write_hf_files(self.root, self.section, model_length(self.shard_length, limit))
         report = {"trained": False, "vocab_size": size, "sha256": sha}
         yield beam.pvalue.TaggedOutput("report", (NAME, "tokenizer", report))
         yield data

@@ -113,5 +113,5 @@ def test_a_rerun_after_a_kill_redoes_only_unfinished_partitions(demo_run, tmp_pa
     assert manifest["counts"] == json.loads((whole / "manifest.json").read_text())["counts"]
     timings = json.loads((out / "reports" / "run.json").read_text())["timings"]
     assert timings["partitions"] == len(phased.partitions)
-    assert set(timings["phases"]) == {"partitions", "keys", "rest"}
+    assert set(timings["phases"]) == {"partitions", "keys", "documents", "rest"}
     assert os.path.exists(out / "manifest.json") and Path(out / "tokenizer.json").exists()

@@ -168,3 +168,26 @@ def test_examples_show_shapes_not_words():
     out = shaped(context)
     assert out == "…Account <IBAN_CODE> I xxx Xx Xxxxx Xxxxx at the xxxxxxx on 00 May…"
     assert shaped(out) == out
+
+
+@pytest.mark.job
+def test_score_histograms_have_a_counted_y_axis(release):
+    """Each type's histogram names what its bars count and ticks 0 and its largest bin, the
+    tallest bar reaching that tick: the heights read as numbers, not just shapes."""
+    root, _, _ = release
+    page = (root / "reports" / "privacy.html").read_text()
+    report = json.loads((root / "reports" / "privacy.json").read_text())
+    cards = re.findall(r'<div class="card"><b>([^<]+)</b><br>(<svg.*?</svg>)', page)
+    assert {kind for kind, _ in cards} == set(report["totals"]["by_type"])
+    for kind, svg in cards:
+        bins = report["totals"]["by_type"][kind]["score_histogram"]
+        assert ">findings</text>" in svg and ">score</text>" in svg, kind
+        ticks = re.findall(r'text-anchor="end">([\d,]+)</text>', svg)
+        assert ticks[0] == "0" and ticks[-1] == f"{max(bins):,}", (kind, ticks)
+        tick_y = {
+            t: float(y) for y, t in re.findall(r'y="([\d.]+)" text-anchor="end">([\d,]+)<', svg)
+        }
+        bars = [float(y) for y in re.findall(r'<rect x="[\d.]+" y="([\d.]+)"', svg)]
+        assert len(bars) == len(bins) == 10
+        assert min(bars) == pytest.approx(tick_y[f"{max(bins):,}"] - 3.5), kind
+        assert 'viewBox="0 0 230 ' in svg and "max-width:100%" in svg  # fits a 400 px card

@@ -235,13 +235,18 @@ def test_run_report_fits_the_screen(demo, tmp_path, width):
     assert seen["requests"] == [page.as_uri()]
 
 
-def test_privacy_report_renders_offline(demo, tmp_path):
+@pytest.mark.parametrize("width", [400, 1400])
+def test_privacy_report_renders_offline(demo, tmp_path, width):
+    """At 400 and 1400 px: the bar charts and the score histograms (with their y-axis) drawn,
+    none wider than the screen. Screenshots: test-artifacts/privacy-400.png, privacy-1400.png."""
     page = demo / "reports/privacy.html"
     if not page.exists():
         pytest.skip("the demo release has no reports/privacy.html (the PII stage did not run)")
-    seen = render(page, tmp_path, ARTIFACTS / "privacy.png")
+    seen = render(page, tmp_path, ARTIFACTS / f"privacy-{width}.png", width)
     drawn = [c for c in seen["charts"] if c["width"] > 50 and c["bars"] > 0]
     assert drawn, seen["charts"]  # the findings per entity type, at least
+    assert seen["fit"]["page"] <= width, seen["fit"]
+    assert all(c["width"] <= width for c in seen["charts"]), seen["charts"]
     assert seen["requests"] == [page.as_uri()]
     assert seen["netlog"] == []
 

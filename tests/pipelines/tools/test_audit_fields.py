@@ -29,9 +29,6 @@ PROSE = (
     "Farmers along the valley reported a good crop of barley, oats and late apples, and the "
     "mill ran day and night to grind what the carts brought down from the hills. "
 )
-# The one file that still copies input paths as they are: the manifest's `inputs` (written by
-# pipelines/release/manifest.py, not by the pii stage); see the strict xfail below.
-ELSEWHERE = ("manifest.json",)
 
 
 def _inputs(root: Path) -> None:
@@ -110,7 +107,7 @@ def test_no_value_outside_the_text_is_left_in_the_release(fields_release):
     docs = pq.read_table(next((root / "documents").glob("*.parquet"))).to_pylist()
     assert len(docs) == 2  # both documents went through
     for value, where in VALUES.items():
-        held = [h for h in _holders(root, value) if not h.startswith(ELSEWHERE)]
+        held = _holders(root, value)
         assert held == [], f"a value put in {where} is left in {held}"
         assert value not in log
     by_source = {d["source"]: d for d in docs}
@@ -132,14 +129,15 @@ def test_audit_reports_where_each_value_was_scrubbed_and_prints_none(fields_rele
     for (value, where), r in zip(VALUES.items(), results, strict=True):
         assert where in r["scrubbed_from"], (where, r["scrubbed_from"])
         assert r["in_shards"] == 0 and r["in_documents"] == 0
-        assert set(r["elsewhere"]) <= {e.rstrip("/") for e in ELSEWHERE}
+        assert r["elsewhere"] == {}
         assert value not in out.getvalue()
-    # the only files still holding values are the ones other parts of the job write
-    assert code == (1 if any(r["elsewhere"] for r in results) else 0)
+    assert code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="manifest inputs keep input paths as they are (manifest.py)")
 def test_manifest_input_paths_hold_no_value(fields_release):
     root, _ = fields_release
-    manifest = (root / "manifest.json").read_text()
-    assert not [v for v in VALUES if v in manifest]
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert not [v for v in VALUES if v in json.dumps(manifest, ensure_ascii=False)]
+    shown = sorted(i["path"].rsplit("/", 1)[-1] for i in manifest["inputs"])
+    assert shown == ["contact_<PHONE_NUMBER>_ssn-<US_SSN>.jsonl", "msg_<CREDIT_CARD>.txt"]
+    assert all(len(i["path_hmac"]) == 64 for i in manifest["inputs"])

@@ -160,7 +160,7 @@ def test_job_with_dedup_stages(tmp_path):
     manifest = run_corpus(out, [f"books={inputs}/*.txt"], sets)
     tables = check_release(out, manifest)
     names = [s["name"] for s in manifest["stages"]]
-    assert names[-2:] == ["dedup_exact", "dedup_near"]
+    assert names[-3:] == ["dedup_exact", "dedup_near", "dedup_paragraphs"]
     by_stage = {(d["stage"], d["reason"]): d for d in tables["drops"]}
     paths = {d["id"]: d["url_or_path"] for d in tables["documents"]}
     exact_drop = by_stage[("dedup_exact", "exact_duplicate")]

@@ -1,12 +1,16 @@
 """Bounded work per read and per record, without Beam: zstd inflates in small steps, Parquet
 row groups are judged from the footer, the parsers' worst cases are linear, and a record past
-its time budget is a dead letter while the next record is read."""
+its time budget is a dead letter while the next record is read.
+
+Work is counted, never timed (bytes inflated, characters the regexes and the wikitext
+tokenizer examine): a count does not depend on the machine, and a broken bound fails at once
+instead of after minutes."""
 
 from __future__ import annotations
 
 import gzip
 import io
-import time
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -51,18 +55,30 @@ def test_zstd_zeros_inflate_a_few_mib_per_step():
     assert len(frames._out) <= 8 << 20  # what one step inflated
 
 
-def test_zstd_bomb_meets_the_cap_fast(tmp_path):
+def test_zstd_bomb_meets_the_cap_after_bounded_work(tmp_path, monkeypatch):
+    """1 GiB of zeros against a 10 MiB cap: what is inflated before the bomb is raised is the
+    cap and at most a step or two more, never the frame (the old reader inflated it whole)."""
     path = tmp_path / "bomb.zst"
     with path.open("wb") as fh, zstandard.ZstdCompressor().stream_writer(fh) as w:
         for _ in range(64):
             w.write(b"\0" * (16 << 20))  # 1 GiB
+    inflated: list[int] = []
+    real_step = ZstdFrames._step
+
+    def counted(self, chunk: bytes) -> bytes:
+        out = real_step(self, chunk)
+        inflated.append(len(out))
+        assert sum(inflated) <= 64 << 20, "inflated far past the cap: the bound is broken"
+        return out
+
+    monkeypatch.setattr(ZstdFrames, "_step", counted)
     f = InputFile(str(path), 10 << 20)
-    started = time.perf_counter()
     with pytest.raises(DecompressionBomb):
         while f.stream.read(1 << 20):
             pass
-    assert time.perf_counter() - started < 2.0
     assert f.tell() <= 10 << 20
+    assert max(inflated) <= 8 << 20, "one step inflates a few MiB at most"
+    assert 10 << 20 < sum(inflated) <= (10 << 20) + 2 * max(inflated) + (1 << 17)
 
 
 def test_error_details_never_quote_the_input():
@@ -124,26 +140,127 @@ WORST = {
 }
 
 
+class _Scans:
+    """Counts the characters the wikitext modules' regexes examine: a search from `pos` up to
+    its match's end (or the text's end), a match at `pos` up to its end (at least one), any
+    other call (finditer, sub, ...) the whole text."""
+
+    def __init__(self, pattern: re.Pattern[str], counter: list[int]):
+        self._pattern = pattern
+        self._counter = counter
+
+    def search(self, text: str, pos: int = 0, *args):
+        m = self._pattern.search(text, pos, *args)
+        self._counter[0] += (m.end() if m else len(text)) - pos
+        return m
+
+    def match(self, text: str, pos: int = 0, *args):
+        m = self._pattern.match(text, pos, *args)
+        self._counter[0] += max(1, m.end() - pos) if m else 1
+        return m
+
+    def __getattr__(self, name: str):
+        method = getattr(self._pattern, name)
+
+        def counted(text, *args, **kwargs):
+            self._counter[0] += len(text) if isinstance(text, str) else len(args[0])
+            return method(text, *args, **kwargs)
+
+        return counted if callable(method) and name != "groups" else method
+
+
+@pytest.fixture
+def wikitext_work(monkeypatch) -> dict[str, list[int]]:
+    """{"regex": characters the pre-pass regexes examine, "parser": positions the wikitext
+    tokenizer reads}. mwparserfromhell's Python tokenizer runs instead of its C port (the same
+    routes, retried the same way) so that its reads can be counted; past 50 reads a character
+    the count fails the test at once (the quadratic routes took minutes)."""
+    from mwparserfromhell import parser as mw_parser
+    from mwparserfromhell.parser import tokenizer as mw_tokenizer
+
+    from gristmill.transforms.sources import wikitext, wikitext_linear
+
+    work = {"regex": [0], "parser": [0], "limit": [0]}
+    for module in (wikitext, wikitext_linear):
+        for name, value in vars(module).copy().items():
+            if isinstance(value, re.Pattern):
+                monkeypatch.setattr(module, name, _Scans(value, work["regex"]))
+    closing = wikitext_linear._closing
+    monkeypatch.setattr(wikitext_linear, "_closing", lambda n: _Scans(closing(n), work["regex"]))
+    monkeypatch.setattr(mw_parser, "use_c", False)
+    real_read = mw_tokenizer.Tokenizer._read
+
+    def read(self, *args, **kwargs):
+        work["parser"][0] += 1
+        assert work["parser"][0] <= work["limit"][0], "the tokenizer rescans: quadratic"
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(mw_tokenizer.Tokenizer, "_read", read)
+    return work
+
+
 @pytest.mark.parametrize("name", sorted(WORST))
-def test_wikitext_worst_cases_are_linear(name):
-    """Each took seconds to a minute before (see wikitext_linear.py); now well under one."""
-    started = time.perf_counter()
-    wikitext_to_text(WORST[name])
-    assert time.perf_counter() - started < 2.0, name
+def test_wikitext_worst_cases_are_linear(name, wikitext_work):
+    """Each took seconds to a minute before (see wikitext_linear.py). Now the regexes examine
+    each character a few times and the tokenizer reads it a few times, at any size: the
+    counts per character are the same for the input and for twice the input."""
+    per_char = {}
+    for copies in (1, 2):
+        text = WORST[name] * copies
+        wikitext_work["limit"][0] = 50 * len(text)
+        wikitext_work["regex"][0] = wikitext_work["parser"][0] = 0
+        wikitext_to_text(text)
+        regex, parser = wikitext_work["regex"][0], wikitext_work["parser"][0]
+        assert regex <= 60 * len(text) and parser <= 10 * len(text), (name, regex, parser)
+        per_char[copies] = (regex / len(text), parser / len(text))
+    for kind in (0, 1):  # linear: twice the input costs twice the work, not four times
+        assert per_char[2][kind] <= per_char[1][kind] * 1.1 + 0.01, (name, per_char)
+
+
+def _line_start_reach(pattern: re.Pattern[str], text: str) -> int:
+    """Characters the repeats that open each alternative of a MULTILINE pattern examine,
+    summed over every line start: the engine tries them at each one before failing."""
+    leads = []
+    depth, start = 0, 0
+    for i, char in enumerate(pattern.pattern + "|"):
+        depth += {"(": 1, ")": -1}.get(char, 0) if pattern.pattern[i - 1 : i] != "\\" else 0
+        if char == "|" and depth == 0:
+            alternative = pattern.pattern[start:i]
+            lead = re.match(r"\^(?:(?:\[[^\]]*\]|\\s)[*+])*", alternative)
+            leads.append(re.compile(lead.group(0) if lead else "^", pattern.flags))
+            start = i + 1
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    return sum(len(lead.match(text, p).group(0)) for lead in leads for p in starts)
 
 
 def test_gutenberg_markers_on_a_file_of_blank_lines():
-    started = time.perf_counter()
-    assert strip_gutenberg("\n" * 1_000_000)[1] is False
-    assert time.perf_counter() - started < 1.0
+    """`\\s*` at a line start would reach over every newline after it, from every line start
+    (quadratic: 40 KB of newlines took 62 s); the markers' leading repeats stay on their line."""
+    from gristmill.transforms.sources import books
+
+    blank = "\n" * 20_000 + " \t\n" * 5_000
+    for pattern in (books._START, books._END):
+        assert _line_start_reach(pattern, blank) <= len(blank)
+        assert _line_start_reach(re.compile(r"^\s*\*{3}", re.M), blank) > 100 * len(blank)
+    assert strip_gutenberg(blank)[1] is False
+    assert strip_gutenberg("x\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\nBody.\n") == (
+        "Body.",
+        True,
+    )
 
 
-def test_budget_raises_inside_the_loop_and_counts():
+def test_budget_raises_inside_the_loop_and_counts(monkeypatch):
+    """The clock moves 1 ms per check: a 10 ms budget stops the loop at its 11th check."""
+    clock = _Clock()
+    monkeypatch.setattr(budget_mod, "time", clock)
+    checks = 0
     b = Budget(0.01)
     with pytest.raises(RecordTimeout), b.record():
-        while True:
+        while checks < 1000:
+            checks += 1
+            clock.now += 0.001
             budget_mod.check()
-    assert b.timeouts == 1
+    assert checks == 11 and b.timeouts == 1
     with b.record():
         budget_mod.check()  # a fresh record has its own budget
     budget_mod.check()  # outside a record: no budget

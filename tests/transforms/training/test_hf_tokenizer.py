@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from training_helpers import run_training, sample_documents, sections
+from training_helpers import run_release, run_training, sample_documents, sections
 
 from gristmill.pipelines.tools.validate import check_hf_files
+from gristmill.schemas.mlm_shards import open_shard
 from gristmill.transforms.params import defaults
 from gristmill.transforms.training import tokenizer as tokenize
 
@@ -132,6 +133,27 @@ def test_a_given_tokenizer_gets_the_files_too(tmp_path):
     assert config["model_max_length"] == 64 and config["pad_token"] == "<pad>"
     hf = _auto_tokenizer(out)
     assert (hf.mask_token, hf.mask_token_id, hf.model_max_length) == ("<mask>", 4, 64)
+    # with shards, their sequence length wins: a model trained on them takes no longer input
+    shorter = tmp_path / "with_shards"
+    shorter.mkdir()
+    list(tokenize.CopyGiven(str(shorter), sha, section, 48).process(str(given)))
+    assert json.loads((shorter / tokenize.CONFIG_FILENAME).read_text())["model_max_length"] == 48
+
+
+@pytest.mark.job
+def test_model_max_length_is_the_shards_sequence_length(tmp_path):
+    """A real job with shards of 96 tokens (not the mlm default, under the tokenizer's 512):
+    AutoTokenizer on the release says 96, as long as the shards' rows."""
+    out = tmp_path / "release"
+    manifest = run_release(out, "mlm.max_seq_length=96", sources=("books",))
+    assert defaults(tokenize.TokenizerParams)["model_max_length"] == 512
+    config = json.loads((out / tokenize.CONFIG_FILENAME).read_text())
+    assert config["model_max_length"] == 96
+    hf = _auto_tokenizer(out)
+    assert hf.model_max_length == 96
+    shard = next(o["path"] for o in manifest["outputs"] if o["path"].endswith(".arrow"))
+    table = open_shard(str(out / shard))
+    assert table.schema.field("input_ids").type.list_size == hf.model_max_length
 
 
 def _manifest(result: dict) -> dict:
