@@ -11,7 +11,8 @@ new filters on and off. Run by hand (not part of `make bench`):
    evaluation set (the rest of the corpus does not contain them): recall on passages planted
    verbatim, with whitespace changes and with case changes; drops on the unplanted corpus;
    index build time and lookup cost per MB.
-4. The whole job on a small corpus, FineWeb + bad words + decontam on vs off, in one run:
+4. The whole job on a small corpus, FineWeb + bad words + decontam + repeated paragraphs on
+   vs off, in one run:
    input MB per CPU-second (this process and its children).
 """
 
@@ -251,8 +252,18 @@ def job_bench(corpus: Path, eval_set: EvalSet) -> list[dict]:
         f"mail={corpus}/email/spamassassin/hard-ham-1/*.txt",
     ]
     sets = f"decontam.sets=[{{name: aeb, paths: ['{eval_set.paths[0]}']}}]"
-    off = ["quality.fineweb.kinds=[]", "quality.bad_words.kinds=[]", "decontam.enabled=false"]
-    on = ["quality.fineweb.kinds=[web]", "quality.bad_words.kinds=[web]", "decontam.enabled=true"]
+    off = [
+        "quality.fineweb.kinds=[]",
+        "quality.bad_words.kinds=[]",
+        "decontam.enabled=false",
+        "paragraphs.enabled=false",
+    ]
+    on = [
+        "quality.fineweb.kinds=[web]",
+        "quality.bad_words.kinds=[web]",
+        "decontam.enabled=true",
+        "paragraphs.enabled=true",
+    ]
     _job([f"books={corpus}/books/shakespeare/sonnets_gut.txt"], [*on, sets])  # warm-up
     rows = []
     for label, overrides in [("off", off), ("on", [*on, sets])]:
@@ -269,6 +280,9 @@ def job_bench(corpus: Path, eval_set: EvalSet) -> list[dict]:
                 "documents": manifest["counts"]["documents"],
                 "quality_dropped": sum(stages["quality"]["dropped"].values()),
                 "decontam_dropped": sum(stages.get("decontam", {}).get("dropped", {}).values()),
+                "paragraphs_dropped": sum(
+                    stages.get("dedup_paragraphs", {}).get("dropped", {}).values()
+                ),
             }
         )
     return rows

@@ -111,6 +111,7 @@ def run_job(inputs: Path, out: Path, workers: int, tree: Path | None, kill_after
     wall = time.monotonic() - started
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     mb = sum(p.stat().st_size for p in inputs.glob("*.jsonl")) / 1e6
+    timings = json.loads((out / "reports" / "run.json").read_text()).get("timings", {})
     return {
         "input_mb": round(mb, 1),
         "workers": workers,
@@ -119,6 +120,8 @@ def run_job(inputs: Path, out: Path, workers: int, tree: Path | None, kill_after
         "mb_per_cpu_s": round(mb / cpu, 3),
         "mb_per_wall_s": round(mb / wall, 3),
         "peak_rss_mb": peak,
+        "phases_s": timings.get("phases"),
+        "phase_peak_mb": timings.get("phase_peak_mb"),
     }
 
 
@@ -169,6 +172,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
     parser.add_argument("--kill-at", type=float, default=0.0)
     parser.add_argument("--baseline-only", action="store_true", help="skip the current code")
+    parser.add_argument(
+        "--current",
+        help="run the current code from this git revision's exported tree (the working tree "
+        "may then change while the bench runs)",
+    )
     return parser
 
 
@@ -191,6 +199,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         trees = {} if args.baseline_only else {"current": None}
+        if args.current and not args.baseline_only:
+            trees["current"] = export_tree(args.current, Path(tmp) / "current")
         if args.baseline:
             trees[args.baseline] = export_tree(args.baseline, Path(tmp) / "baseline")
         for size in [int(s) for s in args.sizes.split(",")]:
@@ -209,17 +219,17 @@ def main(argv: list[str] | None = None) -> dict:
                         and workers == max(int(w) for w in args.workers.split(","))
                     ):
                         rows[-1]["resume"] = _resume(
-                            inputs, out, workers, got["wall_s"], args.kill_at, Path(tmp)
+                            inputs, out, workers, got["wall_s"], args.kill_at, Path(tmp), tree
                         )
                         print(json.dumps(rows[-1]["resume"]), flush=True)
                     shutil.rmtree(out, ignore_errors=True)
     return {"runs": rows}
 
 
-def _resume(inputs: Path, whole: Path, workers: int, wall: float, at: float, tmp: Path) -> dict:
+def _resume(inputs: Path, whole: Path, workers: int, wall: float, at: float, tmp: Path, tree=None):
     out = tmp / "resumed"
-    assert run_job(inputs, out, workers, None, kill_after=wall * at) is None
-    again = run_job(inputs, out, workers, None)
+    assert run_job(inputs, out, workers, tree, kill_after=wall * at) is None
+    again = run_job(inputs, out, workers, tree)
     same = release_digest(out) == release_digest(whole)
     shutil.rmtree(out, ignore_errors=True)
     return {

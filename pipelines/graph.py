@@ -241,6 +241,38 @@ def dead_key(d) -> str:
     return d.file
 
 
+class ScrubDropPaths(beam.DoFn):
+    """Drops with `url_or_path` scrubbed by the pii engine (transforms/pii/outside.py): one
+    engine call per bundle for its distinct paths, as the pii stage scans in batches."""
+
+    def __init__(self, section: dict):
+        self.section = section
+
+    def start_bundle(self):
+        self._buffer: list = []
+
+    def process(self, drop, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
+        self._buffer.append((drop, window, timestamp))
+        if len(self._buffer) >= self.section["batch_docs"]:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        yield from self._flush()
+
+    def _flush(self):
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        from gristmill.transforms.pii.outside import scrub_strings
+
+        batch, self._buffer = self._buffer, []
+        paths = sorted({d.url_or_path for d, _, _ in batch if d.url_or_path})
+        shown = dict(zip(paths, scrub_strings(self.section, paths), strict=True)) if paths else {}
+        for drop, window, ts in batch:
+            if drop.url_or_path:
+                drop = dataclasses.replace(drop, url_or_path=shown[drop.url_or_path])
+            yield WindowedValue(drop, ts, [window])
+
+
 def sum_tallies(tallies: list[beam.PCollection]) -> beam.PCollection:
     return tallies | "AllTallies" >> beam.Flatten() | "SumTallies" >> beam.CombinePerKey(_sum_pairs)
 
@@ -259,13 +291,12 @@ def finish_graph(
         doc_files = p | "DocumentsWritten" >> beam.Create([])
     else:
         doc_files = docs | "WriteDocuments" >> (doc_sink or _document_sink(cfg, job))
-    drop_files = (
-        got.drops
-        | "AllDrops" >> beam.Flatten()
-        | "WriteDrops"
-        >> WriteShardedParquet(
-            root, "drops/part", job.drop_shards, tables.drops_table, drop_key, drop_order
-        )
+    drops = got.drops | "AllDrops" >> beam.Flatten()
+    section = pii_section(cfg)
+    if section is not None:  # drops name their document's place scrubbed as documents do
+        drops = drops | "ScrubDropPaths" >> beam.ParDo(ScrubDropPaths(section))
+    drop_files = drops | "WriteDrops" >> WriteShardedParquet(
+        root, "drops/part", job.drop_shards, tables.drops_table, drop_key, drop_order
     )
     dead_files = dead | "WriteDeadLetters" >> WriteShardedParquet(
         root, "dead_letters/part", 1, tables.dead_letters_table, dead_key, dead_order

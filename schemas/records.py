@@ -28,13 +28,15 @@ class Document:
 
 @dataclass(slots=True, frozen=True)
 class Drop:
-    """A document that left the flow, and why."""
+    """A document that left the flow, and why; `url_or_path` says where it came from (the
+    release's copy is scrubbed like documents' when the pii stage runs)."""
 
     id: str
     source: str
     stage: str
     reason: str
     detail: str = ""
+    url_or_path: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -74,10 +76,12 @@ class FileInfo:
 @dataclass(slots=True, frozen=True)
 class PiiFinding:
     """One personal-data finding: where and what kind, never the value (`value_hash` is the
-    salted HMAC of its canonical form); offsets are in the text the pii stage received."""
+    salted HMAC of its canonical form). `field`: what held it (`text`, `url_or_path`,
+    `meta.<key>`); offsets are in that field's value as the pii stage received it."""
 
     doc_id: str
     source: str
+    field: str
     entity_type: str
     start: int
     end: int

@@ -27,6 +27,7 @@ DROP_SCHEMA = pa.schema(
         pa.field("stage", pa.string(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("detail", pa.string(), nullable=False),
+        pa.field("url_or_path", pa.string(), nullable=False),
     ]
 )
 
@@ -45,6 +46,7 @@ PII_FINDING_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("field", pa.string(), nullable=False),
         pa.field("entity_type", pa.string(), nullable=False),
         pa.field("start", pa.int64(), nullable=False),
         pa.field("end", pa.int64(), nullable=False),
@@ -117,7 +119,7 @@ def document_from_row(row: dict) -> Document:
 
 
 def drop_from_row(row: dict) -> Drop:
-    return Drop(row["id"], row["source"], row["stage"], row["reason"], row["detail"])
+    return Drop(**{name: row[name] for name in DROP_SCHEMA.names})
 
 
 def dead_letter_from_row(row: dict) -> DeadLetter:

@@ -308,7 +308,7 @@ class LangIdFn(beam.DoFn):
             else:
                 cause, detail = dropped
                 self._counters.inc(doc.source, cause)
-                drop = Drop(doc.id, doc.source, self.stage, REASON, detail)
+                drop = Drop(doc.id, doc.source, self.stage, REASON, detail, doc.url_or_path)
                 yield beam.pvalue.TaggedOutput(DROPPED, self._wrap(drop, where))
 
 

@@ -129,9 +129,8 @@ class DocFilter(beam.DoFn):
             yield doc
         else:
             reason, detail = verdict
-            yield beam.pvalue.TaggedOutput(
-                DROPPED, Drop(doc.id, doc.source, self.stage, reason, detail)
-            )
+            drop = Drop(doc.id, doc.source, self.stage, reason, detail, doc.url_or_path)
+            yield beam.pvalue.TaggedOutput(DROPPED, drop)
 
 
 class FilterStage(beam.PTransform):

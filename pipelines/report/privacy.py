@@ -2,14 +2,11 @@
 
 Built by the driver after the pipeline, from the pii stage's report rows (counts, score
 histograms, masked examples, the residual scan; see `transforms/pii/report_rows.py`) and the
-findings files' row counts. It shows what personal data the corpus held (per source and entity
-type: documents scanned, documents with findings, findings, findings per MB), how confident the
-recognizers were, a few examples in which every replaced span is a `<TYPE>` placeholder, the
-configuration (the salt only as a fingerprint), model names and versions, and the residual scan:
-the scrubbed output of a deterministic sample scanned again in `full` mode without the
-pre-screen. The verdict is `pass` when the residual scan found no pattern entity; names and
-places left in `fast` mode are listed but expected (that mode does not look for them).
-
+findings files' row counts: per source and entity type, documents scanned and with findings,
+findings and findings per MB; scores; examples whose replaced spans are `<TYPE>` placeholders
+and other words shapes; what was scanned (fields, mode, salt status: the salt only as a
+fingerprint); the bench's measured precision and recall per type for the run's mode
+(`transforms/pii/measured.py`); models and versions; and the residual re-scan of a sample.
 Nothing in either file is a value from the corpus.
 """
 
@@ -31,6 +28,7 @@ from gristmill.pipelines.report.privacy_residual import (
     shaped_examples,
 )
 from gristmill.schemas.tables import FINDINGS_DIR
+from gristmill.transforms.pii import measured
 
 
 def _per_mb(count: int, nbytes: int) -> float:
@@ -111,7 +109,8 @@ def build_report(rows: list, config: dict, findings: list[dict] | None = None) -
         k: {**v, "per_mb": _per_mb(v["findings"], totals["bytes"])}
         for k, v in sorted(by_type.items())
     }
-    files = findings if findings is not None else []
+    files, what = findings if findings is not None else [], scanned(pii_config or {})
+    rows_in_files = sum(f["rows"] for f in files)
     return {
         "gristmill_version": __version__,
         "mode": mode,
@@ -119,16 +118,15 @@ def build_report(rows: list, config: dict, findings: list[dict] | None = None) -
         "config": pii_config or {},
         "totals": totals,
         "sources": out_sources,
-        "scanned": scanned(pii_config or {}),
+        "scanned": what,
+        "measured": measured.for_run(mode, what["entities"] + what["ner_entities"]),
         "examples": shaped_examples(values.get("examples", {})),
         "residual": residual_summary(values.get("residual"), mode, totals["documents"]),
         "findings_files": files,
         "checks": {
-            "findings_rows": sum(f["rows"] for f in files),
+            "findings_rows": rows_in_files,
             "findings_counted": totals["findings"],
-            "findings_match": sum(f["rows"] for f in files) == totals["findings"]
-            if files
-            else None,
+            "findings_match": rows_in_files == totals["findings"] if files else None,
         },
     }
 
@@ -237,13 +235,13 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def _totals_html(report: dict[str, Any]) -> list[str]:
-    """The totals: findings per type, recognizer errors."""
-    t = report["totals"]
-    out: list[str] = []
-    if t["errors"]:
-        out.append("<h3>Recognizer errors</h3>")
-        out.append(_table(["recognizer group", "errors"], sorted(t["errors"].items())))
-    return out
+    """Recognizer errors, if any."""
+    errors = sorted(report["totals"]["errors"].items())
+    return (
+        ["<h3>Recognizer errors</h3>", _table(["recognizer group", "errors"], errors)]
+        if errors
+        else []
+    )
 
 
 def _scanned_html(report: dict[str, Any]) -> list[str]:
@@ -261,6 +259,21 @@ def _scanned_html(report: dict[str, Any]) -> list[str]:
         ["salt fingerprint", sc["salt"]["fingerprint"]],
     ]
     return ["<h2>What was scanned</h2>", _table(["", ""], rows)]
+
+
+def _measured_html(report: dict[str, Any]) -> list[str]:
+    """The bench's precision and recall per type for this mode: not figures of this run."""
+    if not (m := report.get("measured")):
+        return []
+    out = ["<h2>Measured precision and recall (bench, labelled sample)</h2>",
+           f'<p class="muted">{_e(m["note"])}; mode {_e(m["mode"])}, commit '
+           f"{_e(m['commit'] or 'unknown')}, {_e(m['date'] or 'undated')}.</p>"]  # fmt: skip
+    if not m["by_type"]:
+        return [*out, f"<p>No figures measured for mode {_e(m['mode'])}.</p>"]
+    out.append(_table(list(measured.HEADERS), measured.table_rows(m)))
+    samples = (m.get("sample") or {}).items()
+    out.extend(f'<p class="muted">{_e(k)}: {_e(v)}</p>' for k, v in samples if isinstance(v, str))
+    return out
 
 
 def _residual_html(report: dict[str, Any]) -> list[str]:
@@ -350,6 +363,15 @@ def _details_html(report: dict[str, Any]) -> list[str]:
     return out
 
 
+SUMMARY = {
+    "documents": "documents scanned",
+    "documents_with_findings": "with findings",
+    "documents_failed": "not scannable (dropped)",
+    "findings": "findings",
+    "findings_per_mb": "findings per MB",
+}
+
+
 def render_html(report: dict[str, Any]) -> str:
     """One self-contained page: inline CSS and SVG, no scripts, no external references."""
     t = report["totals"]
@@ -362,24 +384,7 @@ def render_html(report: dict[str, Any]) -> str:
         f'<p class="muted">gristmill {_e(report["gristmill_version"])} · mode <b>{_e(report["mode"])}</b> · '
         f"{t['documents']} documents, {t['bytes'] / 1e6:.2f} MB scanned</p>",
         "<h2>Summary</h2>",
-        _table(
-            [
-                "documents scanned",
-                "with findings",
-                "not scannable (dropped)",
-                "findings",
-                "findings per MB",
-            ],
-            [
-                [
-                    t["documents"],
-                    t["documents_with_findings"],
-                    t["documents_failed"],
-                    t["findings"],
-                    t["findings_per_mb"],
-                ]
-            ],
-        ),
+        _table(list(SUMMARY.values()), [[t[k] for k in SUMMARY]]),
         "<h3>Findings per MB by entity type</h3>",
         _bars({k: v["per_mb"] for k, v in t["by_type"].items()}, unit=" /MB"),
         _table(
@@ -387,7 +392,6 @@ def render_html(report: dict[str, Any]) -> str:
             [[k, v["findings"], v["documents"], v["per_mb"]] for k, v in t["by_type"].items()],
         ),
     ]
-    for part in (_scanned_html, _totals_html, _residual_html, _sources_html, _details_html):
+    for part in (_scanned_html, _measured_html, _totals_html, _residual_html, _sources_html):
         out.extend(part(report))
-    out.append("</body></html>\n")
-    return "\n".join(out)
+    return "\n".join([*out, *_details_html(report), "</body></html>\n"])

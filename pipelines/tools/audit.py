@@ -283,10 +283,12 @@ class Scanner:
 
 def _findings(root: str, path: str, hashes: dict[str, list[int]], results: list[Result]) -> None:
     columns = ["doc_id", "entity_type", "recognizer", "value_hash"]
-    for batch in _parquet_batches(path, columns):
+    for batch in _parquet_batches(path):
         rows = zip(*(batch[c] for c in columns), strict=True)
-        for doc_id, kind, recognizer, digest in rows:
-            where = recognizer.split("/", 1)[0] if "/" in recognizer else "text"
+        fields = batch.get("field") or [None] * len(batch["doc_id"])
+        for (doc_id, kind, recognizer, digest), named in zip(rows, fields, strict=True):
+            # releases before the `field` column named it in the recognizer: `meta.x/Email...`
+            where = named or (recognizer.split("/", 1)[0] if "/" in recognizer else "text")
             for i in set(hashes.get(digest, ())):
                 r = results[i]
                 r.finding_docs.add(doc_id)

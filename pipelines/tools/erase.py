@@ -135,8 +135,9 @@ def _erased_drops(out: str, removed: dict[str, str]) -> dict[str, Any] | None:
 
     from gristmill.transforms.sorted_runs import write_rows
 
-    rows = ({"id": i, "source": removed[i], "stage": STAGE, "reason": REASON, "detail": ""}
-            for i in sorted(removed))  # fmt: skip
+    # no url_or_path: the erased document's may hold the very value erased
+    rows = ({"id": i, "source": removed[i], "stage": STAGE, "reason": REASON, "detail": "",
+             "url_or_path": ""} for i in sorted(removed))  # fmt: skip
     to_table = lambda chunk: pa.Table.from_pylist(chunk, schema=DROP_SCHEMA)  # noqa: E731
     count, size, sha = write_rows(posixpath.join(out, ERASED_DROPS), to_table, rows)
     return {"path": ERASED_DROPS, "rows": count, "bytes": size, "sha256": sha}

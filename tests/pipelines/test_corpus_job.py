@@ -92,6 +92,10 @@ def test_tables_match_manifest(demo):
     assert seen == counted
     # the PNG response is a drop of the read stage, request records are skipped, not documents
     assert ("read", "not_html") in seen
+    # every drop names where its document came from (a read drop: the WARC record's URL)
+    assert all(d["url_or_path"] for d in drops), [d for d in drops if not d["url_or_path"]]
+    not_html = [d for d in drops if d["reason"] == "not_html"]
+    assert all(d["url_or_path"].startswith("https://udhr.example.org/") for d in not_html)
     warc = next(i for i in manifest["inputs"] if i["path"].endswith("udhr.warc.gz"))
     assert warc["skipped"].get("request") == 10
 

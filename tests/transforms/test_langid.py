@@ -243,7 +243,9 @@ def _run(sec: dict, tmp_path) -> tuple[list, list, dict, dict]:
     docs = pipeline | beam.Create(_pipeline_docs())
     stage = docs | Accounted("langid", langid.build(sec, CTX))
     kept = stage.kept | "K" >> beam.Map(lambda d: (d.id, d.lang, d.lang_score))
-    drops = stage.drops | "D" >> beam.Map(lambda d: (d.id, d.source, d.stage, d.reason, d.detail))
+    drops = stage.drops | "D" >> beam.Map(
+        lambda d: (d.id, d.source, d.stage, d.reason, d.detail, d.url_or_path)
+    )
     totals = (
         stage.tallies
         | beam.Flatten()
@@ -283,6 +285,7 @@ def test_pipeline_filters_and_counts_add_up(tmp_path):
     by_id = {d[0]: d for d in drops}
     assert set(by_id) == {"a1", "b1", "a3", "b3", "u0", "u1", "m0"}
     assert all(d[2:4] == ("langid", "language") for d in drops)
+    assert all(d[5] == d[0] for d in drops)  # each test document's path is its id
     assert by_id["a1"][4].startswith("de 0.") and by_id["a3"][4] == "ja 1.00"
     assert by_id["u0"][4] == by_id["u1"][4] == "und 0.00"
     assert counters["news.lang.de"] == counters["books.lang.de"] == 1

@@ -203,4 +203,5 @@ def test_stage_rewrites_a_copy_and_drops_empty():
     blank = Document(id="d2", source="s", url_or_path="p", text=" \x00\u00a0\r\n")
     [out] = list(fn.process(blank))
     assert isinstance(out, beam.pvalue.TaggedOutput)
-    assert out.value == Drop("d2", "s", "normalize", "empty", "no text after normalization")
+    why = "no text after normalization"
+    assert out.value == Drop("d2", "s", "normalize", "empty", why, url_or_path="p")

@@ -25,19 +25,21 @@ from gristmill.transforms.dedup.survivors import snippet
 
 
 class Keyed(NamedTuple):
-    """A document as the dedup stages see it. `nbytes`: its text's UTF-8 bytes (what the
-    accounting counts); `snippet`: the masked start of its text (the report's cluster
-    examples); `key`: the stage's own value (a hash, a signature...)."""
+    """A document as the dedup stages see it. `url_or_path`: where it came from (its drop
+    row says so); `nbytes`: its text's UTF-8 bytes (what the accounting counts); `snippet`:
+    the masked start of its text (the report's cluster examples); `key`: the stage's own
+    value (a hash, a signature...)."""
 
     id: str
     source: str
+    url_or_path: str
     nbytes: int
     snippet: str
     key: Any
 
 
 def keyed(doc, key: Any) -> Keyed:
-    return Keyed(doc.id, doc.source, text_bytes(doc.text), snippet(doc.text), key)
+    return Keyed(doc.id, doc.source, doc.url_or_path, text_bytes(doc.text), snippet(doc.text), key)
 
 
 DOC, DROPPED = 0, 1
@@ -94,6 +96,7 @@ KEYS_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("source", pa.string()),
+        ("url_or_path", pa.string()),
         ("nbytes", pa.int64()),
         ("snippet", pa.string()),
         ("key", pa.binary()),
@@ -106,6 +109,7 @@ def keys_table(rows: list[Keyed]) -> pa.Table:
     cols = {
         "id": [r.id for r in rows],
         "source": [r.source for r in rows],
+        "url_or_path": [r.url_or_path for r in rows],
         "nbytes": [r.nbytes for r in rows],
         "snippet": [r.snippet for r in rows],
         "key": [pickle.dumps(r.key, protocol=5) for r in rows],
@@ -114,7 +118,8 @@ def keys_table(rows: list[Keyed]) -> pa.Table:
 
 
 def keyed_from_row(row: dict) -> Keyed:
-    return Keyed(row["id"], row["source"], row["nbytes"], row["snippet"], pickle.loads(row["key"]))
+    fields = {name: row[name] for name in Keyed._fields if name != "key"}
+    return Keyed(**fields, key=pickle.loads(row["key"]))
 
 
 def keyed_order(record: Keyed) -> tuple:

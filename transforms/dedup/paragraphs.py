@@ -168,7 +168,8 @@ class _Decide(beam.DoFn):
             self._counters.inc(source, "units_in_dropped", len(at))
             share = kept / record.nbytes if record.nbytes else 0.0
             why = detail(kept=f"{share:.3f}", removed=f"{len(at)}/{len(units.hashes)}")
-            yield beam.pvalue.TaggedOutput("drops", Drop(record.id, source, NAME, REASON, why))
+            drop = Drop(record.id, source, NAME, REASON, why, record.url_or_path)
+            yield beam.pvalue.TaggedOutput("drops", drop)
             yield beam.pvalue.TaggedOutput("stats", (source, (0, 1, 0, 0, record.nbytes)))
             return
         if kept < p.min_kept_bytes or kept < p.min_kept_share * record.nbytes:

@@ -74,9 +74,8 @@ class _Apply(beam.DoFn):
             else:
                 survivor, detail = verdict
                 self._counters.inc(doc.source, self.reason)
-                yield beam.pvalue.TaggedOutput(
-                    "drops", Drop(doc.id, doc.source, self.stage, self.reason, detail)
-                )
+                drop = Drop(doc.id, doc.source, self.stage, self.reason, detail, doc.url_or_path)
+                yield beam.pvalue.TaggedOutput("drops", drop)
                 yield beam.pvalue.TaggedOutput("pairs", (survivor, (doc.id, doc.source)))
 
 

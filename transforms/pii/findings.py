@@ -21,7 +21,8 @@ __all__ = [
 
 
 def finding_key(f: PiiFinding) -> tuple:
-    return (f.doc_id, f.start, f.end, f.entity_type)
+    """Rows in document, field and offset order; the recognizer last, so the order is total."""
+    return (f.doc_id, f.field, f.start, f.end, f.entity_type, f.recognizer)
 
 
 def finding_doc(f: PiiFinding) -> str:

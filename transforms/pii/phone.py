@@ -40,8 +40,30 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 from gristmill.transforms.pii import prescreen as pre
 
+try:  # the matcher's candidate syntax: shared by all regions, so found once (see `Plan`)
+    from phonenumbers.phonenumbermatcher import (
+        _INNER_MATCHES,
+        _LEAD_PATTERN,
+        _MATCHING_BRACKETS,
+        _PATTERN,
+        _PUB_PAGES,
+        _SECOND_NUMBER_START_PATTERN,
+        _SLASH_SEPARATED_DATES,
+        _TIME_STAMPS,
+        _TIME_STAMPS_SUFFIX,
+        _UNWANTED_END_CHAR_PATTERN,
+    )
+
+    SHARED = all(
+        hasattr(PhoneNumberMatcher, name)
+        for name in ("_parse_and_verify", "_is_latin_letter", "_is_invalid_punctuation_symbol")
+    )
+except ImportError:  # pragma: no cover - a phonenumbers without them: its matcher per region
+    SHARED = False
+
 PLUS = ("+", "\uff0b")
 MEMO_SIZE = 200_000
+MAX_TRIES = 65535  # PhoneNumberMatcher's default retry budget, which presidio keeps
 # The number types a valid number must have one of (phonenumbers' _number_type_helper).
 NUMBER_TYPES = (
     "premium_rate",
@@ -68,6 +90,9 @@ class Shape(NamedTuple):
     idd: re.Pattern | None  # the international prefix (a parse then reads a country code)
     types: re.Pattern | None  # any number type of any region of the country code; None: unsure
     lengths: tuple[int, ...]  # possible lengths of those regions' numbers
+    cc: str  # the region's country code, which a parse may strip from the front
+    prefixes: tuple[tuple[re.Pattern, str | None], ...]  # national prefixes and their rewrites
+    rewrites: bool  # a rewrite can make the national number other than a run of the digits
 
 
 @lru_cache(maxsize=64)
@@ -91,13 +116,21 @@ def shape(region: str, regions: tuple[str, ...]) -> Shape:
             desc = getattr(smd, kind, None)
             if desc is not None and desc.national_number_pattern:
                 patterns.append(desc.national_number_pattern)
-    # A national prefix rule that rewrites digits (or stripping with the main region's rule)
-    # breaks "the national number is a run of the digits": parse those.
-    rewrites = any(m is not None and m.national_prefix_transform_rule for m in (md, main))
-    sure = md is not None and patterns and lengths and not rewrites
+    # The national prefix rules a parse applies: the region's, and the main region's of the
+    # country code once it has read the code from the front of the digits.
+    rules = {m.id: m for m in (md, main) if m is not None}.values()
+    prefixes = tuple(
+        (re.compile(m.national_prefix_for_parsing), m.national_prefix_transform_rule or None)
+        for m in rules
+        if m.national_prefix_for_parsing
+    )
+    rewrites = any(rule for _, rule in prefixes)
+    sure = md is not None and patterns and lengths
     types = re.compile("|".join(f"(?:{p})" for p in patterns)) if sure else None
     idd = re.compile(md.international_prefix) if md and md.international_prefix else None
-    return Shape((fewest, fewest_plus), idd, types, tuple(sorted(lengths)))
+    cc = str(md.country_code) if md else ""
+    lengths_ = tuple(sorted(lengths))
+    return Shape((fewest, fewest_plus), idd, types, lengths_, cc, prefixes, rewrites)
 
 
 def too_short(candidate: str, s: Shape) -> bool:
@@ -116,10 +149,34 @@ def no_national_fit(candidate: str, s: Shape) -> bool:
     digits = NON_DIGIT.sub("", candidate)
     if s.idd is None or s.idd.match(digits):
         return False
+    if PLAIN.fullmatch(candidate):  # no extension: the digits less what a parse strips
+        fits = (n for n in national_numbers(digits, s) if len(n) in s.lengths)
+        return not any(s.types.fullmatch(n) for n in fits)
+    if s.rewrites:
+        return False
     n = len(digits)
-    if PLAIN.fullmatch(candidate):  # the national number is a suffix of the digits
-        return not any(s.types.fullmatch(digits, n - k) for k in s.lengths if k <= n)
     return not any(s.types.fullmatch(digits, i, i + k) for k in s.lengths for i in range(n - k + 1))
+
+
+def national_numbers(digits: str, s: Shape) -> set[str]:
+    """Every national number a parse can read from a plain candidate's digits, and more: it
+    strips the country code from the front, then a national prefix (or rewrites it) at most
+    twice; here any of those steps, in any order, up to three of them."""
+    found = frontier = {digits}
+    for _ in range(3):
+        steps = set()
+        for d in frontier:
+            if s.cc and d.startswith(s.cc):
+                steps.add(d[len(s.cc) :])
+            for pattern, rule in s.prefixes:
+                m = pattern.match(d)
+                if m:
+                    steps.add(d[m.end() :])
+                    if rule:
+                        steps.add(pattern.sub(rule, d, count=1))
+        frontier = steps - found
+        found = found | steps
+    return found
 
 
 def cannot_be_valid(candidate: str, region: str, regions: tuple[str, ...]) -> bool:
@@ -143,37 +200,166 @@ class Rejected:
         self.keys.add(key)
 
 
-class BoundedMatcher(PhoneNumberMatcher):
-    """A PhoneNumberMatcher that does not parse candidates that cannot be valid numbers."""
+class Attempt(NamedTuple):
+    """One parse the matcher would try: a piece of a candidate at an offset in the text."""
 
-    def __init__(self, text: str, region: str, regions: tuple[str, ...], leniency, rejected):
-        super().__init__(text, region, leniency=leniency)
-        self._shape = shape(region, regions)
-        self._bounded = leniency >= Leniency.VALID  # POSSIBLE also accepts local-only lengths
-        self._rejected = rejected
+    group: str
+    offset: int
+    dead: bool  # fails before the parse whatever the region (brackets, a letter next to it)
+    key: tuple  # what the verdict depends on besides the region (see `Rejected`)
 
-    def _parse_and_verify(self, candidate: str, offset: int):
-        if not self._bounded:
-            return super()._parse_and_verify(candidate, offset)
-        if too_short(candidate, self._shape):
+
+class Candidate(NamedTuple):
+    """A candidate of the matcher's pattern and the parses it leads to, in the matcher's order."""
+
+    start: int
+    length: int
+    skip: bool  # a date or a time stamp: nothing is parsed
+    whole: Attempt
+    rounds: tuple[tuple[Attempt, ...], ...]  # inner pieces; the retry budget is checked per round
+
+
+class Plan:
+    """The region-free half of the matcher's work on one text, done once for all regions:
+    where the candidates are, which pieces of them get parsed, which of those fail before the
+    parse. Lazy, since a region that finds a number resumes its search after it."""
+
+    def __init__(self, text: str, leniency: int):
+        self.text = text
+        self.leniency = leniency
+        self.searches: dict[int, tuple[int, int] | None] = {}
+        self.candidates: dict[tuple[int, int], Candidate] = {}
+
+    def candidate_from(self, index: int) -> Candidate | None:
+        """The matcher's next candidate on or after `index` (its `_find`)."""
+        if index not in self.searches:
+            m = _PATTERN.search(self.text, index)
+            self.searches[index] = m.span() if m else None
+        span = self.searches[index]
+        if span is None:
             return None
-        end = offset + len(candidate)
-        key = (
-            self.preferred_region,
-            self.leniency,
-            candidate,
-            self.text[offset - 1] if offset > 0 else "",
-            self.text[end] if end < len(self.text) else "",
-        )
-        if key in self._rejected.keys:
+        if span not in self.candidates:
+            self.candidates[span] = self.build(*span)
+        return self.candidates[span]
+
+    def build(self, start: int, end: int) -> Candidate:
+        """`_find` and `_extract_match` short of parsing: trim, dates, time stamps, inner pieces."""
+        text = self.text
+        cand = trim(_SECOND_NUMBER_START_PATTERN, text[start:end])
+        after = start + len(cand)
+        stamp = _TIME_STAMPS.search(cand) and _TIME_STAMPS_SUFFIX.match(text, after)
+        skip = bool(_SLASH_SEPARATED_DATES.search(cand) or stamp)
+        rounds: list[tuple[Attempt, ...]] = []
+        for inner in () if skip else _INNER_MATCHES:  # `_extract_inner_match`
+            m = inner.search(cand)
+            first = (
+                self.attempt(trim(_UNWANTED_END_CHAR_PATTERN, cand[: m.start()]), start)
+                if m
+                else None
+            )
+            while m:
+                piece = trim(_UNWANTED_END_CHAR_PATTERN, m.group(1))
+                piece_at = self.attempt(piece, start + m.start(1))
+                rounds.append((first, piece_at) if first else (piece_at,))
+                first = None
+                m = inner.search(cand, m.start() + 1)
+        return Candidate(start, len(cand), skip, self.attempt(cand, start), tuple(rounds))
+
+    def attempt(self, group: str, offset: int) -> Attempt:
+        """The checks `_parse_and_verify` makes before it parses; none depends on the region."""
+        text, end = self.text, offset + len(group)
+        before = text[offset - 1] if offset > 0 else ""
+        after = text[end : end + 1]
+        dead = not _MATCHING_BRACKETS.fullmatch(group) or bool(_PUB_PAGES.search(group))
+        if not dead and self.leniency >= Leniency.VALID:
+            lead = _LEAD_PATTERN.match(group)
+            dead = (not lead and bad_neighbour(before)) or bad_neighbour(after)
+        return Attempt(group, offset, dead, (self.leniency, group, before, after))
+
+
+def trim(pattern: re.Pattern, candidate: str) -> str:
+    """The candidate up to the first match of `pattern` (the matcher's `_trim_after_first_match`)."""
+    m = pattern.search(candidate)
+    return candidate[: m.start()] if m else candidate
+
+
+@lru_cache(maxsize=4096)
+def bad_neighbour(c: str) -> bool:
+    """A Latin letter, `%` or a currency sign: the matcher rejects a number next to one."""
+    if not c:
+        return False
+    is_symbol = PhoneNumberMatcher._is_invalid_punctuation_symbol
+    return is_symbol(c) or PhoneNumberMatcher._is_latin_letter(c)
+
+
+class Region:
+    """One region's parse and verification of a plan's attempts: the library's own, called only
+    when the answer is not certain without it (`too_short`, `no_national_fit`, `Rejected`)."""
+
+    def __init__(self, plan: Plan, region: str, regions: tuple[str, ...], rejected: Rejected):
+        self.plan = plan
+        self.region = region
+        self.shape = shape(region, regions)
+        self.bounded = plan.leniency >= Leniency.VALID  # POSSIBLE accepts local-only lengths
+        self.rejected = rejected
+        self.matcher: PhoneNumberMatcher | None = None
+
+    def verify(self, a: Attempt) -> tuple[int, int] | None:
+        """(start, end) of the number `a` is, for this region, or None."""
+        if a.dead:
             return None
-        if no_national_fit(candidate, self._shape):
-            match = None
-        else:
-            match = super()._parse_and_verify(candidate, offset)
+        key = None
+        if self.bounded:
+            if too_short(a.group, self.shape):
+                return None
+            key = (self.region, *a.key)
+            if key in self.rejected.keys:
+                return None
+            if no_national_fit(a.group, self.shape):
+                self.rejected.add(key)
+                return None
+        if self.matcher is None:
+            self.matcher = PhoneNumberMatcher(self.plan.text, self.region, self.plan.leniency)
+        match = self.matcher._parse_and_verify(a.group, a.offset)
         if match is None:
-            self._rejected.add(key)
-        return match
+            if key is not None:
+                self.rejected.add(key)
+            return None
+        return match.start, match.end
+
+    def extract(self, c: Candidate, tries: int) -> tuple[tuple[int, int] | None, int]:
+        """The matcher's `_extract_match` on one candidate: (the number found, tries left)."""
+        if c.skip:
+            return None, tries
+        found = self.verify(c.whole)
+        if found:
+            return found, tries
+        for attempts in c.rounds:
+            if tries <= 0:
+                break
+            for a in attempts:
+                found = self.verify(a)
+                if found:
+                    return found, tries
+                tries -= 1
+        return None, tries
+
+    def matches(self, tries: int = MAX_TRIES) -> list[tuple[int, int]]:
+        """What `PhoneNumberMatcher(text, region, leniency)` yields, as (start, end)."""
+        out: list[tuple[int, int]] = []
+        index = 0
+        while tries > 0:
+            c = self.plan.candidate_from(index)
+            if c is None:
+                break
+            found, tries = self.extract(c, tries)
+            if found:
+                out.append(found)
+                index = found[1]
+                continue
+            tries -= 1
+            index = c.start + c.length
+        return out
 
 
 def presidios_own(analyze) -> bool:
@@ -194,9 +380,14 @@ def phone_spans(recognizer, text: str, rejected: Rejected) -> list[tuple[int, in
         return [(r.start, r.end, r.score) for r in found]
     regions = tuple(recognizer.supported_regions)
     entity = recognizer.supported_entities[0]
-    results = [
-        RecognizerResult(entity, match.start, match.end, recognizer.SCORE)
-        for region in regions
-        for match in BoundedMatcher(text, region, regions, recognizer.leniency, rejected)
-    ]
+    if SHARED:
+        plan = Plan(text, recognizer.leniency)
+        spans = [s for r in regions for s in Region(plan, r, regions, rejected).matches()]
+    else:
+        spans = [
+            (m.start, m.end)
+            for r in regions
+            for m in PhoneNumberMatcher(text, r, leniency=recognizer.leniency)
+        ]
+    results = [RecognizerResult(entity, s, e, recognizer.SCORE) for s, e in spans]
     return [(r.start, r.end, r.score) for r in EntityRecognizer.remove_duplicates(results)]

@@ -33,6 +33,8 @@ whole text; and the narrow windows recur (" 2002 ", "/0106384/"), so the memo of
 results in the engine hits more often. They carry the most letters and digits of any cluster
 in them (letters: a parse may read vanity letters, or a cluster's `x`s, as digits): a region
 whose shortest number is longer cannot match anything there (see `phone_regions_for`).
+A digit run glued to a letter (hash-named files, Message-IDs: "7c53336b", "GJ3670@") opens no
+phone window at all: the matcher rejects it (`glued`).
 """
 
 from __future__ import annotations
@@ -225,11 +227,26 @@ def merge(spans: Iterable[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     return out
 
 
+def glued(text: str, cluster: str, s: int, e: int) -> bool:
+    """A cluster of ASCII digits with an ASCII letter right before or after it ("7c53336b",
+    "GJ3670@"), no lead character and no extension: the phone matcher's only candidate in it
+    is the cluster itself, which it rejects at presidio's leniency (VALID: no Latin letter
+    next to a number), with no inner candidates (those need punctuation); the NANP pattern
+    cannot start after a letter or end before one. A window of a neighbouring cluster that
+    takes in part of it keeps the letter before it, or sees at most its first two digits."""
+    if not (cluster.isdigit() and cluster.isascii()):
+        return False
+    before = text[s - 1] if s > 0 else ""
+    after = text[e] if e < len(text) else ""
+    return any(c.isascii() and c.isalpha() for c in (before, after))
+
+
 def _number(text: str, cluster: str, s: int, e: int, wanted: set, phone_digits: int, raw: dict):
     """The windows a digit cluster opens, for the groups whose entities it can hold."""
     digits = sum(map(str.isdecimal, cluster))
     # A phone parse may read letters as digits (vanity numbers; the cluster's `x`s): count them.
     phone = PHONE in wanted and sum(map(str.isalnum, cluster)) >= phone_digits
+    ext = None
     if phone:
         ext = EXTENSION.match(text, e)
         if ext:
@@ -237,6 +254,8 @@ def _number(text: str, cluster: str, s: int, e: int, wanted: set, phone_digits: 
     lead = LEAD_BEFORE.search(text, max(0, s - 10), s) if s else None
     if lead:
         s = lead.start()
+    elif phone and not ext:
+        phone = not glued(text, cluster, s, e)
     if phone:
         alnum = sum(map(str.isalnum, text[s:e]))
         raw[PHONE].append((max(0, s - 1), min(len(text), e + PHONE_AFTER), alnum))

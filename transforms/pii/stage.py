@@ -9,15 +9,17 @@ their type (`pii.operators`, else `pii.operator`): `replace` (`<EMAIL_ADDRESS>`)
 `hash` (salted HMAC) or `redact`.
 
 Fields outside the text: `url_or_path` and every `meta` value are scanned by the same engine in
-the same mode and scrubbed by the same operators (`fields`); their findings name the field in
-`recognizer` (`url_or_path/EmailRecognizer`, `meta.author/...`) and are counted in
-`meta.pii_fields`. Report examples show scrubbed context as word shapes (`shapes`).
+the same mode and scrubbed by the same operators (`fields`); every finding names its field
+(`text`, `url_or_path`, `meta.author`...), and those outside the text are counted in
+`meta.pii_fields`. A drop's `url_or_path` is scrubbed by the same engine where the release's
+drops are written (pipelines/graph.py), not here: drops come from every stage. Report examples
+show scrubbed context as word shapes (`shapes`).
 
-Outputs: the scrubbed documents; `pii/findings-*.parquet` (doc id, source, type, offsets, score,
-recognizer, HMAC of the value); report rows for `reports/privacy.*` (see `pii_report`),
-including a residual scan: a deterministic sample (`pii.residual.sample_rate`, chosen by a hash
-of seed and document id) of the scrubbed output is scanned again in `full` mode without the
-pre-screen, and whatever is still found is counted per type.
+Outputs: the scrubbed documents; `pii/findings-*.parquet` (doc id, source, field, type,
+offsets, score, recognizer, HMAC of the value); report rows for `reports/privacy.*` (see
+`pii_report`), including a residual scan: a deterministic sample (`pii.residual.sample_rate`,
+chosen by a hash of seed and document id) of the scrubbed output is scanned again in `full` mode
+without the pre-screen, and whatever is still found is counted per type.
 
 `pii.salt` keys every HMAC (see `hashing`): `env:VARNAME`, or empty for the key file
 `pii.salt_file` (made on first use, owner-only, outside the release). The driver makes the key
@@ -75,6 +77,7 @@ from gristmill.transforms.stage import DROPPED, KEPT, Cost, Stage, StageContext
 log = logging.getLogger("gristmill")
 
 NAME = "pii"
+TEXT = "text"  # the field of findings in the document's text
 SCAN_FAILED = "pii_scan_failed"
 FINDINGS, STATS, EXAMPLES, RESIDUAL = "findings", "stats", "examples", "residual"
 
@@ -169,11 +172,10 @@ class PiiScrub(beam.DoFn):
             pos += len(f)
         return out
 
-    def _finding(self, doc: Document, h, value: str, where: str = "") -> tuple:
+    def _finding(self, doc: Document, h, value: str, where: str = TEXT) -> tuple:
         digest = value_hash(self.key, h.entity_type, value[h.start : h.end])
-        recognizer = f"{where}/{h.recognizer}" if where else h.recognizer
         finding = PiiFinding(
-            doc.id, doc.source, h.entity_type, h.start, h.end, h.score, recognizer, digest
+            doc.id, doc.source, where, h.entity_type, h.start, h.end, h.score, h.recognizer, digest
         )
         return (FINDINGS, finding)
 
@@ -240,7 +242,8 @@ class PiiScrub(beam.DoFn):
         self._counters.inc(doc.source, "scan_failed")
         for group, n in sorted(errors.items()):
             self._counters.inc(doc.source, f"errors.{group}", n)
-        drop = Drop(doc.id, doc.source, NAME, SCAN_FAILED, f"no recognizer completed ({reason})")
+        why = f"no recognizer completed ({reason})"
+        drop = Drop(doc.id, doc.source, NAME, SCAN_FAILED, why, doc.url_or_path)
         return [
             (DROPPED, drop),
             (STATS, DocStats(doc.source, nbytes, {}, {}, dict(errors), 0, True)),

@@ -223,11 +223,11 @@ class ReadFiles(beam.DoFn):
     def _emit(self, matched: MatchedFile, relpath: str, rec: RawRecord):
         self.c_records.inc()
         doc_id = make_doc_id(self.source, relpath, rec.offset)
+        url_or_path = rec.url_or_path or relpath
         if rec.drop:
             self.c_drop.inc()
-            yield beam.pvalue.TaggedOutput(
-                "drops", Drop(doc_id, self.source, READ_STAGE, rec.drop, rec.detail)
-            )
+            drop = Drop(doc_id, self.source, READ_STAGE, rec.drop, rec.detail, url_or_path)
+            yield beam.pvalue.TaggedOutput("drops", drop)
             return
         self.c_docs.inc()
         meta = dict(rec.meta)
@@ -237,7 +237,7 @@ class ReadFiles(beam.DoFn):
         yield Document(
             id=doc_id,
             source=self.source,
-            url_or_path=rec.url_or_path or relpath,
+            url_or_path=url_or_path,
             text=rec.text,
             meta=meta,
         )

@@ -115,3 +115,50 @@ def test_a_rerun_after_a_kill_redoes_only_unfinished_partitions(demo_run, tmp_pa
     assert timings["partitions"] == len(phased.partitions)
     assert set(timings["phases"]) == {"partitions", "keys", "documents", "rest"}
     assert os.path.exists(out / "manifest.json") and Path(out / "tokenizer.json").exists()
+
+
+@pytest.mark.job
+def test_a_rerun_redoes_only_the_documents_phase_partitions_not_finished(
+    demo_run, tmp_path, monkeypatch
+):
+    """Phases 1 and 2 done and phase 3 done for the first partition, then "killed"; a run file
+    of the second partition's phase 3 exists but is not marked finished. The rerun redoes phase
+    3 for every partition but the first, and writes the bytes of an uninterrupted run."""
+    from gristmill.pipelines import graph
+    from gristmill.pipelines.job import run_job
+    from gristmill.pipelines.phases import back, keys
+
+    whole, _ = demo_run
+    out = tmp_path / "release"
+    monkeypatch.chdir(REPO)
+    cfg = load("sample/demo.yaml", ["runner.partition_bytes=1048576"], output=str(out))
+    job = graph.plan(cfg)
+    phased = local.plan(cfg, job)
+    local.run_partitions(cfg, phased, "off")
+    local.run_keys(cfg, phased, "off")
+    keyed = keys.stage_folders(phased.keys_folder, phased.keyed_stages)
+    payload = (cfg, job, phased.back_stages, keyed)
+    items = list(zip(phased.partitions, phased.folders, phased.backs, strict=True))
+    back.run_back(payload, items[0])
+    assert staging.finished(phased.backs[0]) and not staging.finished(phased.backs[1])
+    runs = sorted(Path(back.runs_of(phased.backs[0])).rglob("*.parquet"))
+    assert runs  # the partition's documents wait as sorted runs for the merge
+    write(
+        Path(back.runs_of(phased.backs[1])) / "documents" / "part" / "_" / "00000" / "x.parquet",
+        "torn",
+    )
+
+    ran: list[str] = []
+    real = back.run_back
+
+    def counted(payload, item):
+        ran.append(item[0].name)
+        return real(payload, item)
+
+    monkeypatch.setattr(back, "run_back", counted)
+    cfg = load("sample/demo.yaml", ["runner.partition_bytes=1048576"], output=str(out))
+    run_job(cfg)
+    assert ran == [p.name for p in phased.partitions[1:]]
+    for rel in sorted(p.relative_to(whole) for p in whole.rglob("*.parquet")):
+        assert (out / rel).read_bytes() == (whole / rel).read_bytes(), rel
+    assert not (out / staging.STAGING).exists()

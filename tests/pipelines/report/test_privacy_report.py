@@ -191,3 +191,43 @@ def test_score_histograms_have_a_counted_y_axis(release):
         assert len(bars) == len(bins) == 10
         assert min(bars) == pytest.approx(tick_y[f"{max(bins):,}"] - 3.5), kind
         assert 'viewBox="0 0 230 ' in svg and "max-width:100%" in svg  # fits a 400 px card
+
+
+@pytest.mark.job
+def test_report_states_the_measured_precision_and_recall(release):
+    """The bench's figures (transforms/pii/measured.json) for the run's mode and types, said to
+    be measured on a labelled sample and not on the run's data."""
+    from gristmill.transforms.pii.measured import MEASURED
+
+    root, _, _ = release
+    shipped = json.loads(MEASURED.read_text())
+    report = json.loads((root / "reports" / "privacy.json").read_text())
+    measured = report["measured"]
+    assert measured["mode"] == report["mode"] == "fast"
+    assert "labelled sample" in measured["note"] and "not on this run's data" in measured["note"]
+    assert measured["commit"] == shipped["commit"] and measured["date"] == shipped["date"]
+    expected = shipped["modes"]["fast"]
+    assert set(measured["by_type"]) == set(report["scanned"]["entities"]) & set(expected)
+    assert "PERSON" not in measured["by_type"]  # fast mode does not look for names
+    page = (root / "reports" / "privacy.html").read_text()
+    assert "Measured precision and recall (bench, labelled sample)" in page
+    assert "not on this run&#x27;s data" in page
+    for kind, figures in measured["by_type"].items():
+        assert figures["precision"] == expected[kind]["precision"]
+        assert figures["recall"] == expected[kind]["recall"]
+        assert figures["values"] == expected[kind]["values"] > 0
+        row = f"<tr><td>{kind}</td><td>{figures['precision']}</td><td>{figures['recall']}</td>"
+        assert row in page, kind
+
+
+def test_measured_figures_follow_the_mode(tmp_path):
+    """Full mode quotes the name figures too; a mode never measured says so."""
+    from gristmill.pipelines.report.privacy import _measured_html
+    from gristmill.transforms.pii import measured
+
+    full = measured.for_run("full", ["PERSON", "EMAIL_ADDRESS"])
+    assert set(full["by_type"]) == {"PERSON", "EMAIL_ADDRESS"}
+    assert full["by_type"]["PERSON"]["recall"] is not None
+    missing = measured.for_run("fast", [], tmp_path / "absent.json")
+    assert missing["by_type"] == {} and missing["note"] == measured.NOTE
+    assert "No figures measured for mode fast" in "".join(_measured_html({"measured": missing}))

@@ -50,10 +50,11 @@ def test_decontam_stage_in_a_pipeline():
     dofn = decontam.DecontamFilter(params)
     stage = pipeline | beam.Create([d for d, _ in docs]) | Accounted("decontam", FilterStage(dofn))
     assert_that(stage.kept | "Ids" >> beam.Map(lambda d: d.id), equal_to(kept), "kept")
-    drops = stage.drops | "Drops" >> beam.Map(lambda d: (d.id, d.reason, d.detail.split(":")[0]))
-    assert_that(
-        drops, equal_to([("p1", "contaminated", "trivia"), ("p2", "contaminated", "sentences")])
+    drops = stage.drops | "Drops" >> beam.Map(
+        lambda d: (d.id, d.reason, d.detail.split(":")[0], d.url_or_path)
     )
+    expected = [("p1", "contaminated", "trivia", "p1"), ("p2", "contaminated", "sentences", "p2")]
+    assert_that(drops, equal_to(expected))
 
     def balanced(rows):
         (counts,) = stage_counts(["decontam"], dict(rows))

@@ -166,9 +166,12 @@ def test_job_with_dedup_stages(tmp_path):
     exact_drop = by_stage[("dedup_exact", "exact_duplicate")]
     near_drop = by_stage[("dedup_near", "near_duplicate")]
     assert len(tables["drops"]) == 2 and len(tables["documents"]) == 3
-    assert paths[exact_drop["detail"].split("=")[1]] in ("hamlet.txt", "hamlet-copy.txt")
+    survivor = exact_drop["detail"].split("=")[1]
+    # the drop names where its document came from: the survivor's copy
+    assert {paths[survivor], exact_drop["url_or_path"]} == {"hamlet.txt", "hamlet-copy.txt"}
     near = dict(kv.split("=") for kv in near_drop["detail"].split())
-    assert paths[near["survivor"]] in ("macbeth.txt", "macbeth-edited.txt")
+    pair = {paths[near["survivor"]], near_drop["url_or_path"]}
+    assert pair == {"macbeth.txt", "macbeth-edited.txt"}
     assert float(near["jaccard"]) > 0.9
     report = json.loads((out / "reports" / "run.json").read_text())["stage_reports"]
     assert report["dedup_exact"]["removed_by_source"] == {"books": 1}

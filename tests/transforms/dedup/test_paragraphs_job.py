@@ -96,5 +96,8 @@ def test_the_footer_goes_from_all_but_one_message(both):
     survivor = next(t for t in texts if "unsubscribe" in t)
     alone = not any(topic in survivor for topic in TOPICS)
     assert stage["dropped"] == {"mostly_repeated": 1 if alone else 2}
+    dropped = [d for d in read_rows(out, "drops") if d["stage"] == "dedup_paragraphs"]
+    names = {d["url_or_path"].rsplit("/", 1)[-1] for d in dropped}  # a footer-only message
+    assert names <= {"010.eml", "013.eml"} and len(names) == len(dropped)
     assert stage["bytes_kept"] == sum(len(t.encode()) for t in texts)
     assert stage["bytes_kept"] < stage["bytes_in"]

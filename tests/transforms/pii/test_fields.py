@@ -48,9 +48,9 @@ def test_url_and_meta_are_scrubbed_and_their_findings_say_where():
     # ten plain digits: found because the key names a phone (the key is the context word)
     assert kept.meta["phone"] == "<PHONE_NUMBER>"
     assert kept.meta["pii_fields"] == {"meta.author": 1, "meta.phone": 1, "url_or_path": 1}
-    findings = sorted(out["findings"], key=lambda f: f.recognizer)
-    where = [f.recognizer.split("/")[0] for f in findings]
-    assert where == ["meta.author", "meta.phone", "url_or_path"]
+    findings = sorted(out["findings"], key=lambda f: f.field)
+    assert [f.field for f in findings] == ["meta.author", "meta.phone", "url_or_path"]
+    assert "/" not in findings[0].recognizer  # the field is its own column
     key = SALT.encode()
     assert findings[1].value_hash == value_hash(key, "PHONE_NUMBER", "5494807107")
     assert (findings[1].start, findings[1].end) == (0, 10)  # offsets in the value itself
@@ -86,3 +86,27 @@ def test_ipv6_in_meta_and_fields_off():
     off = run_dofn(section(salt=SALT, scan_fields=False), [doc])
     kept = [v for vs in off.values() for v in vs if isinstance(v, Document)]
     assert kept[0].meta["ip"] == "2001:db8::8a2e:370:7334" and "findings" not in off
+
+
+GLUED = [
+    "spamassassin easy-ham 1 00001.7c53336b37003a9286aba55d2945844c.txt",
+    "record id: <20020822152545.GJ3670@jinny.ie> <3D64FB27.18538.63DEC17@localhost>",
+    "call5494807107 now; id a5494807107; tel 5494807107b; 5494807107x12; 5494807107 ext 7",
+    "(212)5550143a and +44 20 7946 0958y and ab 212 555 0143 cd and 02079460958 z",
+]
+
+
+def test_digits_glued_to_a_letter_open_no_phone_window_and_lose_nothing():
+    """Hash-named files and Message-IDs: a digit run right next to a letter cannot be a phone
+    number (the matcher rejects it), so it opens no window; the findings stay those of every
+    recognizer run on the whole value."""
+    from gristmill.transforms.pii import prescreen as pre
+    from gristmill.transforms.pii.engine import EngineSettings, PiiEngine
+
+    spans = pre.windows(GLUED[0], [pre.PHONE], 4).get(pre.PHONE, [])
+    assert not any("53336" in GLUED[0][a:b] or "2945844" in GLUED[0][a:b] for a, b, _ in spans)
+    engine = PiiEngine(EngineSettings(), with_ner=False)
+    windowed = engine.scan_many(GLUED, ["en"] * len(GLUED), ner=False)
+    whole = engine.scan_many(GLUED, ["en"] * len(GLUED), ner=False, prescreen=False)
+    assert [s.hits for s in windowed] == [s.hits for s in whole]
+    assert any(h.entity_type == "PHONE_NUMBER" for h in windowed[3].hits)

@@ -297,7 +297,7 @@ def test_document_nothing_could_scan_is_dropped(monkeypatch):
     out = run_dofn(section(), [Document("d", "mail", "p", "call (212) 555-0143")])
     assert KEPT not in out
     drop = out[DROPPED][0]
-    assert (drop.stage, drop.reason) == ("pii", "pii_scan_failed")
+    assert (drop.stage, drop.reason, drop.url_or_path) == ("pii", "pii_scan_failed", "p")
     assert "555" not in drop.detail
     assert out["stats"][0].failed
 
@@ -352,8 +352,10 @@ def test_pipeline_writes_deterministic_findings_files(tmp_path):
     rows = [r for part in rows_a for r in part]
     assert len(rows) == 24
     assert set(rows[0]) == {
-        "doc_id", "source", "entity_type", "start", "end", "score", "recognizer", "value_hash",
+        "doc_id", "source", "field", "entity_type", "start", "end", "score", "recognizer",
+        "value_hash",
     }  # fmt: skip
+    assert {r["field"] for r in rows} == {"text"}
     assert not any("@example.com" in str(v) or "555-01" in str(v) for r in rows for v in r.values())
 
 

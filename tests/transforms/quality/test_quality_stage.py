@@ -66,13 +66,15 @@ PARAMS = QualityParams.from_dict({"length": {"max_chars": 5000}, "bad_words": {"
 @pytest.mark.job
 def test_quality_stage_in_a_pipeline():
     kept_ids = sorted(d.id for d, reason in DOCS if reason is None)
-    drops = sorted((d.id, "quality", reason) for d, reason in DOCS if reason is not None)
+    drops = sorted(
+        (d.id, "quality", reason, d.url_or_path) for d, reason in DOCS if reason is not None
+    )
 
     def balanced(rows):
         (counts,) = stage_counts(["quality"], dict(rows))
         assert counts.balanced(), counts
         assert (counts.docs_in, counts.kept) == (len(DOCS), len(kept_ids))
-        assert counts.dropped == {reason: 1 for _, _, reason in drops}
+        assert counts.dropped == {reason: 1 for _, _, reason, _ in drops}
         assert counts.by_source["gutenberg"] == {
             "in": 5,
             "kept": 2,
@@ -84,7 +86,7 @@ def test_quality_stage_in_a_pipeline():
     stage = docs | Accounted("quality", FilterStage(QualityFilter(PARAMS, KINDS)))
     assert_that(stage.kept | "KeptIds" >> beam.Map(lambda d: d.id), equal_to(kept_ids), "kept")
     assert_that(
-        stage.drops | "DropKeys" >> beam.Map(lambda d: (d.id, d.stage, d.reason)),
+        stage.drops | "DropKeys" >> beam.Map(lambda d: (d.id, d.stage, d.reason, d.url_or_path)),
         equal_to(drops),
         "drops",
     )
