@@ -1,27 +1,31 @@
-"""presidio's phone recognizer, minus the parses that cannot end in a valid number.
+"""presidio's phone recognizer, with the matcher's work shared by the regions and minus the
+parses that cannot end in a valid number.
 
-presidio's `PhoneRecognizer` runs a `phonenumbers.PhoneNumberMatcher` per region, and the
-matcher parses every candidate it meets (and, when that fails, every piece of it: "inner
-matches") before it checks validity. In mail, where digits are everywhere (dates, prices,
-tables of figures, URLs, message ids), nine parses in ten fail, and parsing was most of the
-scan's time. The matcher here answers "no match" without parsing when the answer is certain:
+presidio's `PhoneRecognizer` runs a `phonenumbers.PhoneNumberMatcher` per region, and each
+finds the same candidates and inner pieces and makes the same checks before it parses a piece
+for its region. Here that region-free half is done once per text (`Plan`, lazily: a region
+that finds a number resumes its search after it); each region (`Region`) walks it in the
+matcher's order, with its retry budget, and parses and verifies with the library's own
+`_parse_and_verify`. In mail, where digits are everywhere (dates, prices, message ids), nine
+parses in ten fail, so a parse is skipped when the answer is certain without it:
 
 - **too short**: a valid number has at least the fewest digits of any number of its country
   code (`pii_prescreen.phone_lengths`), more after an international prefix or `+`. Letters
   count as digits here, since a parse may read vanity letters as digits;
 - **no national number fits**: read for a region without `+` or its international prefix, a
-  candidate's national number is a run of its digits (the digits, less a leading country code,
-  national prefix or carrier code, and less a trailing extension); a valid one matches one of
-  the number-type patterns (fixed line, mobile, ...) of a region with that country code, in
-  one of their lengths. Candidates for which that reading is not sure (a `+`, an international
-  prefix, vanity letters, non-ASCII characters, a region whose national prefix rule rewrites
-  digits) are parsed as before;
+  candidate's national number is its digits less what a parse strips from the front (the
+  country code, a national prefix or carrier code, or their rewrite: `national_numbers`); with
+  an extension or a second number in it, some run of its digits. A valid one matches one of the
+  number-type patterns (fixed line, mobile, ...) of a region with that country code, in one of
+  their lengths. Candidates for which that reading is not sure (a `+`, an international prefix,
+  vanity letters, non-ASCII characters) are parsed as before;
 - **rejected before**: the same candidate, in the same surroundings, for the same region.
 
-Everything else, including the order of candidates and the matcher's retry budget, is the
-matcher's own. If `phonenumbers` ever renames the hook, nothing is skipped: results stay the
-same, only slower. `tests/transforms/pii/test_pii.py` checks the windowed scan equals presidio's recognizer on
-the whole text, and that no skipped candidate parses to a valid number.
+Everything else, including the order of candidates and the retry budget, is the matcher's own.
+If `phonenumbers` ever renames what the plan mirrors, each region runs its own matcher: results
+stay the same, only slower. `tests/transforms/pii/test_phone_matcher.py` checks the findings
+equal the per-region matcher's and presidio's; `tests/transforms/pii/test_pii_speed_mail.py`
+that no skipped candidate parses to a valid number.
 """
 
 from __future__ import annotations

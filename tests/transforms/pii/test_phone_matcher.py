@@ -190,3 +190,40 @@ def test_without_the_library_internals_each_region_runs_its_matcher(monkeypatch)
     shared = [phone.phone_spans(recognizer, t, Rejected()) for t in TEXTS[:300]]
     monkeypatch.setattr(phone, "SHARED", False)
     assert [phone.phone_spans(recognizer, t, Rejected()) for t in TEXTS[:300]] == shared
+
+
+def test_no_region_skips_a_valid_plain_number():
+    """`national_numbers` knows every region's prefix rules: no candidate `no_national_fit`
+    rejects (every region's example numbers as written at home and with their country code, with
+    digits changed, added and dropped) parses to a valid number."""
+    from phonenumbers.phonenumberutil import SUPPORTED_REGIONS
+
+    rng = random.Random(3)
+    fmt = phonenumbers.PhoneNumberFormat
+    skipped = 0
+    for region in sorted(SUPPORTED_REGIONS):
+        written = []
+        for kind in range(12):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                national = phonenumbers.format_number(number, fmt.NATIONAL)
+                e164 = phonenumbers.format_number(number, fmt.E164)[1:]
+                written += [national, national.replace(" ", "-"), e164, "0" + e164]
+        for text in list(written):
+            for _ in range(3):
+                chars = list(text)
+                at = rng.choice([i for i, c in enumerate(chars) if c.isdigit()])
+                chars[at] = rng.choice(
+                    ["", str(rng.randint(0, 9)), f"{rng.randint(0, 9)}{chars[at]}"]
+                )
+                written.append("".join(chars))
+        for text in written:
+            if not no_national_fit(text, shape(region, (region,))):
+                continue
+            skipped += 1
+            try:
+                number = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            assert not phonenumbers.is_valid_number(number), (region, text)
+    assert skipped > 5000

@@ -189,7 +189,7 @@ def test_release_is_complete_and_accounted(bad_job):
     _, out, manifest = bad_job
     assert (out / "manifest.json").is_file()
     check_release(out, manifest)
-    assert [s["name"] for s in manifest["stages"]] == ["read", "normalize"]
+    assert [s["name"] for s in manifest["stages"]] == ["read", "normalize", "dedup_paragraphs"]
 
 
 def test_every_input_is_listed(bad_job):

@@ -1,0 +1,289 @@
+"""The default job beside datatrove with equivalent stages, on the same JSON lines input.
+
+    python -m bench.datatrove_side DIR [--workers 1,2] [--dt-venv /tmp/dt-venv]
+
+DIR holds `*.jsonl` files from bench/corpus_gen.py (`{"id", "text", "source"}` a line). For each
+worker count N, two runs, each in its own process tree and measured the same way from outside
+(bench/scale.py): wall seconds, CPU seconds of every process of the tree (the kernel's count of
+reaped children), and the peak of the summed resident memory of all its processes, sampled
+every 0.2 s.
+
+1. gristmill: `gristmill run --source articles=DIR/*.jsonl --output OUT --quiet --workers N`.
+2. datatrove (installed from PyPI with its `processing` extra into the scratch venv `--dt-venv`,
+   outside the repository; skipped with one line when that fails), one script running these
+   LocalPipelineExecutor stages one after another, tasks = workers = N unless said:
+   - read + filters: JsonlReader -> FTFYFormatter (mojibake and controls, NFC) ->
+     LanguageFilter (every language, score > 0.65; fastText lid.176, the same local model file
+     as the job's langid, placed in datatrove's asset cache so nothing is downloaded) ->
+     GopherRepetitionFilter -> GopherQualityFilter (max 2,000,000 words, as the job) ->
+     JsonlWriter -> ExactDedupSignature (xxhash64 of the whitespace-collapsed text);
+   - ExactFindDedups; then ExactDedupFilter -> JsonlWriter -> MinhashDedupSignature (word
+     5-grams, the job's bands x rows for threshold 0.8 over 128 permutations);
+   - MinhashDedupBuckets (tasks = bands, workers = N); MinhashDedupCluster (1 task);
+   - MinhashDedupFilter -> PIIFormatter (e-mail and public IP addresses) -> JsonlWriter (gzip).
+   No C4 or FineWeb filters: the job applies them to `web` sources only, and this input is
+   `articles`. Intermediate files are uncompressed JSON lines.
+
+One JSON row per (tool, workers): input MB, wall s, CPU s, input MB per CPU-second, peak RSS MB,
+documents out; then per worker count a ratio row: gristmill's MB per CPU-second over datatrove's
+and gristmill's peak RSS over datatrove's. `main(argv)` returns the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.filters import datatrove_python
+from bench.scale import TotalRss, run_job
+from gristmill.transforms.dedup.params import DedupSettings, NearSettings, lsh_bands
+from gristmill.transforms.langid import LangIdParams, default_model_path
+
+# beyond datatrove[processing]: orjson (JsonlReader; its `io` extra) and aiohttp (LanguageFilter
+# resolves its model's https URL through fsspec even when the file is cached)
+PACKAGES = ("datatrove[processing]", "orjson", "aiohttp")
+EXTRAS = "import fasttext, ftfy, xxhash, fasteners, orjson, aiohttp, datatrove.pipeline.dedup"
+
+# run inside the datatrove venv before the measured run: the local fastText model where
+# datatrove's cached_asset_path_or_download looks first (HF_ASSETS_CACHE from the environment)
+PLANT_SCRIPT = """
+import os, sys
+from fsspec.core import strip_protocol
+from huggingface_hub import cached_assets_path
+from datatrove.utils.lid import FT176LID
+folder = cached_assets_path(library_name="datatrove", namespace="lid", subfolder="ft176")
+local = os.path.join(folder, strip_protocol(FT176LID.MODEL_URL).replace("/", "_"))
+if not os.path.exists(local):
+    os.symlink(sys.argv[1], local)
+open(local + ".completed", "a").close()
+"""
+
+# the measured datatrove run: argv = INPUT WORK OUT WORKERS BANDS ROWS NGRAM MIN_SCORE
+JOB_SCRIPT = """
+import sys
+from pathlib import Path
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.dedup import (
+    ExactDedupFilter, ExactDedupSignature, ExactFindDedups, MinhashDedupBuckets,
+    MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+)
+from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
+from datatrove.pipeline.dedup.minhash import MinhashConfig
+from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter, LanguageFilter
+from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+
+inp, work, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+n, bands, rows, ngram = (int(a) for a in sys.argv[4:8])
+min_score = float(sys.argv[8])
+
+
+def collapsed(doc) -> str:
+    return " ".join(doc.text.split())
+
+
+exact = ExactDedupConfig(content_getter=collapsed)
+minhash = MinhashConfig(n_grams=ngram, num_buckets=bands, hashes_per_bucket=rows)
+
+
+def run(name, steps, tasks=n):
+    logs = str(work / "logs" / name)
+    LocalPipelineExecutor(steps, tasks=tasks, workers=min(n, tasks), logging_dir=logs).run()
+
+
+def pad(folder):
+    # a rank that kept nothing writes no file; the next reader's shards follow file order
+    (work / folder).mkdir(parents=True, exist_ok=True)
+    for rank in range(n):
+        (work / folder / f"{rank:05d}.jsonl").touch()
+
+
+def stage(folder):
+    return JsonlWriter(str(work / folder), output_filename="${rank}.jsonl", compression=None)
+
+
+run("filter", [
+    JsonlReader(inp, glob_pattern="*.jsonl"),
+    FTFYFormatter(unescape_html=False, normalization="NFC"),
+    LanguageFilter(languages=None, language_threshold=min_score),
+    GopherRepetitionFilter(),
+    GopherQualityFilter(max_doc_words=2_000_000),
+    stage("filtered"),
+    ExactDedupSignature(str(work / "exact_sigs"), config=exact, finder_workers=n),
+])
+pad("filtered")
+run("exact_find", [ExactFindDedups(str(work / "exact_sigs"), str(work / "exact_dups"), config=exact)])
+run("exact_filter", [
+    JsonlReader(str(work / "filtered")),
+    ExactDedupFilter(str(work / "exact_dups"), config=exact),
+    stage("exact"),
+    MinhashDedupSignature(str(work / "mh_sigs"), config=minhash),
+])
+pad("exact")
+run("mh_buckets", [MinhashDedupBuckets(str(work / "mh_sigs"), str(work / "mh_buckets"), config=minhash)],
+    tasks=bands)
+run("mh_cluster", [MinhashDedupCluster(str(work / "mh_buckets"), str(work / "mh_ids"), config=minhash)],
+    tasks=1)
+run("mh_filter", [
+    JsonlReader(str(work / "exact")),
+    MinhashDedupFilter(str(work / "mh_ids")),
+    PIIFormatter(),
+    JsonlWriter(out),
+])
+"""
+
+
+def datatrove_ready(venv: Path) -> Path | None:
+    """The venv's python with datatrove and what these stages import (fastText, ftfy, aiohttp),
+    installed from PyPI when missing; None (and a message) when that cannot be done."""
+    py = datatrove_python(venv)
+    if py is None:
+        return None
+    check = [str(py), "-c", EXTRAS]
+    if subprocess.run(check, capture_output=True).returncode == 0:
+        return py
+    print(f"datatrove_side: installing {', '.join(PACKAGES)} into {venv} ...", file=sys.stderr)
+    try:
+        pip = [str(py), "-m", "pip", "install", "-q", *PACKAGES]
+        subprocess.run(pip, check=True, capture_output=True, timeout=900)
+        subprocess.run(check, check=True, capture_output=True)
+    except (subprocess.SubprocessError, OSError) as err:
+        print(
+            f"datatrove_side: datatrove[processing] cannot be installed ({err}); nothing measured"
+        )
+        return None
+    return py
+
+
+def measured(cmd: list[str], env: dict[str, str]) -> dict:
+    """Wall s, CPU s of the whole tree and its summed-RSS peak for one command, as bench.scale."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, text=True)
+        sampler = TotalRss(proc.pid)
+        sampler.start()
+        try:
+            proc.wait()
+        finally:
+            peak = sampler.stop()
+        wall = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"exit {proc.returncode}: {log.read()[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mb": peak}
+
+
+def dedup_config() -> tuple[int, int, int, float]:
+    """(bands, rows, word n-gram, threshold): the job's defaults, bands x rows as it picks them."""
+    near, threshold = NearSettings(), DedupSettings().threshold
+    if near.bands is not None and near.rows is not None:
+        return near.bands, near.rows, near.ngram, threshold
+    bands, rows = lsh_bands(threshold, near.num_perm, near.false_negative_weight)
+    return bands, rows, near.ngram, threshold
+
+
+def run_datatrove(py: Path, inputs: Path, tmp: Path, workers: int) -> dict:
+    """The datatrove stages over `inputs` in one measured process tree, and the documents out."""
+    work, out = tmp / f"dt-work-{workers}", tmp / f"dt-out-{workers}"
+    script = tmp / "dt_job.py"
+    script.write_text(JOB_SCRIPT)
+    env = dict(os.environ, HF_ASSETS_CACHE=str(tmp / "hf-assets"), HF_HUB_OFFLINE="1")
+    env.pop("PYTHONPATH", None)
+    plant = [str(py), "-c", PLANT_SCRIPT, LangIdParams().model_path or default_model_path()]
+    subprocess.run(plant, env=env, check=True, capture_output=True)
+    bands, rows, ngram, _ = dedup_config()
+    args = [str(inputs), str(work), str(out), str(workers), str(bands), str(rows), str(ngram)]
+    args.append(str(LangIdParams().min_score))
+    got = measured([str(py), str(script), *args], env)
+    docs = 0
+    for path in sorted(out.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            docs += sum(1 for _ in fh)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return {**got, "documents": docs}
+
+
+def run_gristmill(inputs: Path, tmp: Path, workers: int) -> dict:
+    """The default job over `inputs` (bench.scale.run_job), and the documents it released."""
+    out = tmp / f"gm-out-{workers}"
+    got = run_job(inputs, out, workers, None)
+    docs = json.loads((out / "manifest.json").read_text())["counts"]["documents"]
+    shutil.rmtree(out, ignore_errors=True)
+    keep = ("wall_s", "cpu_s", "peak_rss_mb")
+    return {key: got[key] for key in keep} | {"documents": docs}
+
+
+def row(tool: str, workers: int, mb: float, got: dict) -> dict:
+    return {
+        "tool": tool,
+        "workers": workers,
+        "input_mb": round(mb, 1),
+        "wall_s": got["wall_s"],
+        "cpu_s": got["cpu_s"],
+        "mb_per_cpu_s": round(mb / got["cpu_s"], 3),
+        "peak_rss_mb": got["peak_rss_mb"],
+        "documents": got["documents"],
+    }
+
+
+def ratio(ours: dict, theirs: dict) -> dict:
+    return {
+        "ratio": "gristmill / datatrove",
+        "workers": ours["workers"],
+        "mb_per_cpu_s": round(ours["mb_per_cpu_s"] / theirs["mb_per_cpu_s"], 2),
+        "peak_rss": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 2),
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.datatrove_side")
+    parser.add_argument("inputs", type=Path, help="a folder of *.jsonl from bench/corpus_gen.py")
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    parser.add_argument("--dt-venv", type=Path, default=Path("/tmp/dt-venv"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = _parser().parse_args(argv)
+    inputs = args.inputs.resolve()
+    files = sorted(inputs.glob("*.jsonl"))
+    if not files:
+        print(f"datatrove_side: no *.jsonl in {inputs}; nothing measured")
+        return []
+    py = datatrove_ready(args.dt_venv)
+    if py is None:
+        return []
+    mb = sum(p.stat().st_size for p in files) / 1e6
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="dt-side-") as tmp:
+        for workers in [int(w) for w in args.workers.split(",")]:
+            ours = row("gristmill", workers, mb, run_gristmill(inputs, Path(tmp), workers))
+            print(json.dumps(ours), flush=True)
+            try:
+                got = run_datatrove(py, inputs, Path(tmp), workers)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as err:
+                print(f"datatrove_side: datatrove did not run ({str(err)[-1500:]})")
+                return rows
+            theirs = row("datatrove", workers, mb, got)
+            print(json.dumps(theirs), flush=True)
+            rows += [ours, theirs, ratio(ours, theirs)]
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
