@@ -120,13 +120,19 @@ def match_inputs(patterns: Iterable[str]) -> list[MatchedFile]:
             found.setdefault(path, size)
     root = _common_dir(prefixes)
     matched = []
-    for path, size in sorted(found.items()):
+    for n, (path, size) in enumerate(sorted(found.items()), 1):
         rel = path[len(root) :].lstrip("/") if root and path.startswith(root) else path
         kind = file_kind(path)
         if kind == "missing":  # a dangling link: opening it makes the dead letter
             kind = "file"
         if kind != "file":  # read as a dead letter, never opened: a FIFO would block forever
-            log.warning("input %s is a %s, not a regular file: not read", shown_path(path), kind)
+            # never the name in the log: a file name may hold personal data
+            log.warning(
+                "input %d of %d is a %s, not a regular file: not read (a dead letter names it)",
+                n,
+                len(found),
+                kind,
+            )
             size = 0
         matched.append(MatchedFile(path, rel or posixpath.basename(path), size, kind))
     return matched
