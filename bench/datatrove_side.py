@@ -6,7 +6,10 @@ DIR holds `*.jsonl` files from bench/corpus_gen.py (`{"id", "text", "source"}` a
 worker count N, two runs, each in its own process tree and measured the same way from outside
 (bench/scale.py): wall seconds, CPU seconds of every process of the tree (the kernel's count of
 reaped children), and the peak of the summed resident memory of all its processes, sampled
-every 0.2 s.
+every 0.2 s. datatrove's worker pool forks from a forkserver that outlives its main process, so
+its tree runs under a small child-subreaper process (Linux prctl) that reaps those orphans:
+without it the pool's CPU seconds would be lost (measured: 0.9 instead of 22 s). Its few MB of
+memory count on datatrove's side. The first tree reaps all its processes itself.
 
 1. gristmill: `gristmill run --source articles=DIR/*.jsonl --output OUT --quiet --workers N`.
 2. datatrove (installed from PyPI with its `processing` extra into the scratch venv `--dt-venv`,
@@ -20,7 +23,8 @@ every 0.2 s.
    - ExactFindDedups; then ExactDedupFilter -> JsonlWriter -> MinhashDedupSignature (word
      5-grams, the job's bands x rows for threshold 0.8 over 128 permutations);
    - MinhashDedupBuckets (tasks = bands, workers = N); MinhashDedupCluster (1 task);
-   - MinhashDedupFilter -> PIIFormatter (e-mail and public IP addresses) -> JsonlWriter (gzip).
+   - MinhashDedupFilter -> PIIFormatter (e-mail and public IP addresses) -> JsonlWriter (gzip);
+   every stage's run counts into the one tree's figures.
    No C4 or FineWeb filters: the job applies them to `web` sources only, and this input is
    `articles`. Intermediate files are uncompressed JSON lines.
 
@@ -67,7 +71,29 @@ if not os.path.exists(local):
 open(local + ".completed", "a").close()
 """
 
-# the measured datatrove run: argv = INPUT WORK OUT WORKERS BANDS ROWS NGRAM MIN_SCORE
+# the measured tree's root: a child subreaper that runs the command, then reaps what it orphaned
+# (datatrove's pool workers are children of a forkserver that outlives the main process, so
+# without it their CPU seconds never reach RUSAGE_CHILDREN)
+REAP_SCRIPT = """
+import ctypes, os, sys, time
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0):  # PR_SET_CHILD_SUBREAPER
+    sys.exit("datatrove_side: prctl(PR_SET_CHILD_SUBREAPER) failed")
+child = os.fork()
+if child == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+status = os.waitpid(child, 0)[1]
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        if os.waitpid(-1, os.WNOHANG)[0] == 0:
+            time.sleep(0.05)
+    except ChildProcessError:
+        break
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+# the measured datatrove run: argv = INPUT WORK OUT WORKERS BANDS ROWS NGRAM MIN_SCORE; the
+# `__main__` guard matters: the forkserver of datatrove's worker pool imports this file again
 JOB_SCRIPT = """
 import sys
 from pathlib import Path
@@ -83,63 +109,61 @@ from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
-inp, work, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-n, bands, rows, ngram = (int(a) for a in sys.argv[4:8])
-min_score = float(sys.argv[8])
-
 
 def collapsed(doc) -> str:
     return " ".join(doc.text.split())
 
 
-exact = ExactDedupConfig(content_getter=collapsed)
-minhash = MinhashConfig(n_grams=ngram, num_buckets=bands, hashes_per_bucket=rows)
+def main(inp, work, out, n, bands, rows, ngram, min_score):
+    exact = ExactDedupConfig(content_getter=collapsed)
+    minhash = MinhashConfig(n_grams=ngram, num_buckets=bands, hashes_per_bucket=rows)
+
+    def run(name, steps, tasks=n):
+        logs = str(work / "logs" / name)
+        LocalPipelineExecutor(steps, tasks=tasks, workers=min(n, tasks), logging_dir=logs).run()
+
+    def pad(folder):  # a rank that kept nothing writes no file; readers shard by file order
+        (work / folder).mkdir(parents=True, exist_ok=True)
+        for rank in range(n):
+            (work / folder / f"{rank:05d}.jsonl").touch()
+
+    def stage(folder):
+        return JsonlWriter(str(work / folder), output_filename="${rank}.jsonl", compression=None)
+
+    run("filter", [
+        JsonlReader(inp, glob_pattern="*.jsonl"),
+        FTFYFormatter(unescape_html=False, normalization="NFC"),
+        LanguageFilter(languages=None, language_threshold=min_score),
+        GopherRepetitionFilter(),
+        GopherQualityFilter(max_doc_words=2_000_000),
+        stage("filtered"),
+        ExactDedupSignature(str(work / "exact_sigs"), config=exact, finder_workers=n),
+    ])
+    pad("filtered")
+    run("exact_find", [
+        ExactFindDedups(str(work / "exact_sigs"), str(work / "exact_dups"), config=exact)
+    ])
+    run("exact_filter", [
+        JsonlReader(str(work / "filtered")),
+        ExactDedupFilter(str(work / "exact_dups"), config=exact),
+        stage("exact"),
+        MinhashDedupSignature(str(work / "mh_sigs"), config=minhash),
+    ])
+    pad("exact")
+    sigs, buckets, ids = (str(work / f) for f in ("mh_sigs", "mh_buckets", "mh_ids"))
+    run("mh_buckets", [MinhashDedupBuckets(sigs, buckets, config=minhash)], tasks=bands)
+    run("mh_cluster", [MinhashDedupCluster(buckets, ids, config=minhash)], tasks=1)
+    run("mh_filter", [
+        JsonlReader(str(work / "exact")),
+        MinhashDedupFilter(ids),
+        PIIFormatter(),
+        JsonlWriter(out),
+    ])
 
 
-def run(name, steps, tasks=n):
-    logs = str(work / "logs" / name)
-    LocalPipelineExecutor(steps, tasks=tasks, workers=min(n, tasks), logging_dir=logs).run()
-
-
-def pad(folder):
-    # a rank that kept nothing writes no file; the next reader's shards follow file order
-    (work / folder).mkdir(parents=True, exist_ok=True)
-    for rank in range(n):
-        (work / folder / f"{rank:05d}.jsonl").touch()
-
-
-def stage(folder):
-    return JsonlWriter(str(work / folder), output_filename="${rank}.jsonl", compression=None)
-
-
-run("filter", [
-    JsonlReader(inp, glob_pattern="*.jsonl"),
-    FTFYFormatter(unescape_html=False, normalization="NFC"),
-    LanguageFilter(languages=None, language_threshold=min_score),
-    GopherRepetitionFilter(),
-    GopherQualityFilter(max_doc_words=2_000_000),
-    stage("filtered"),
-    ExactDedupSignature(str(work / "exact_sigs"), config=exact, finder_workers=n),
-])
-pad("filtered")
-run("exact_find", [ExactFindDedups(str(work / "exact_sigs"), str(work / "exact_dups"), config=exact)])
-run("exact_filter", [
-    JsonlReader(str(work / "filtered")),
-    ExactDedupFilter(str(work / "exact_dups"), config=exact),
-    stage("exact"),
-    MinhashDedupSignature(str(work / "mh_sigs"), config=minhash),
-])
-pad("exact")
-run("mh_buckets", [MinhashDedupBuckets(str(work / "mh_sigs"), str(work / "mh_buckets"), config=minhash)],
-    tasks=bands)
-run("mh_cluster", [MinhashDedupCluster(str(work / "mh_buckets"), str(work / "mh_ids"), config=minhash)],
-    tasks=1)
-run("mh_filter", [
-    JsonlReader(str(work / "exact")),
-    MinhashDedupFilter(str(work / "mh_ids")),
-    PIIFormatter(),
-    JsonlWriter(out),
-])
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    main(a[0], Path(a[1]), a[2], *(int(x) for x in a[3:7]), float(a[7]))
 """
 
 
@@ -158,9 +182,7 @@ def datatrove_ready(venv: Path) -> Path | None:
         subprocess.run(pip, check=True, capture_output=True, timeout=900)
         subprocess.run(check, check=True, capture_output=True)
     except (subprocess.SubprocessError, OSError) as err:
-        print(
-            f"datatrove_side: datatrove[processing] cannot be installed ({err}); nothing measured"
-        )
+        print(f"datatrove_side: datatrove cannot be installed ({err}); nothing measured")
         return None
     return py
 
@@ -181,7 +203,8 @@ def measured(cmd: list[str], env: dict[str, str]) -> dict:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             log.seek(0)
-            raise RuntimeError(f"exit {proc.returncode}: {log.read()[-3000:]}")
+            last = [line for line in log.read().splitlines() if line.strip()][-1:]
+            raise RuntimeError(f"exit {proc.returncode}: {' '.join(last)}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mb": peak}
 
@@ -207,7 +230,7 @@ def run_datatrove(py: Path, inputs: Path, tmp: Path, workers: int) -> dict:
     bands, rows, ngram, _ = dedup_config()
     args = [str(inputs), str(work), str(out), str(workers), str(bands), str(rows), str(ngram)]
     args.append(str(LangIdParams().min_score))
-    got = measured([str(py), str(script), *args], env)
+    got = measured([str(py), "-c", REAP_SCRIPT, str(py), str(script), *args], env)
     docs = 0
     for path in sorted(out.glob("*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -276,7 +299,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             try:
                 got = run_datatrove(py, inputs, Path(tmp), workers)
             except (RuntimeError, subprocess.SubprocessError, OSError) as err:
-                print(f"datatrove_side: datatrove did not run ({str(err)[-1500:]})")
+                print(f"datatrove_side: datatrove did not run ({err}); nothing more measured")
                 return rows
             theirs = row("datatrove", workers, mb, got)
             print(json.dumps(theirs), flush=True)
