@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         for size in [int(s) for s in args.sizes.split(",")]:
             inputs = _inputs(args, size)
             for name, tree in trees.items():
-                if tree is not None and str(size) not in args.baseline_sizes.split(","):
+                if name != "current" and str(size) not in args.baseline_sizes.split(","):
                     continue
                 for workers in [int(w) for w in args.workers.split(",")]:
                     out = Path(tmp) / f"out-{name}-{size}-{workers}"
