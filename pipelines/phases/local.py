@@ -173,17 +173,30 @@ def run_documents(cfg: JobConfig, job: graph.JobPlan, phased: Phased, show: str)
     _on_workers(cfg, phased, 3, ("gristmill.pipelines.phases.back:run_back", payload, items), show)
 
 
+def keys_item(payload: tuple, item: int) -> dict:
+    """Phase 2 (in whichever process runs it): its wall seconds and peak memory."""
+    cfg, folders, out = payload  # the stages made again here: they hold lambdas
+    memory.reset_peak()
+    seconds = keys.run_keys(cfg, keyed_stages(cfg), folders, out)
+    return {"seconds": seconds, "peak_mb": memory.peak_mb()}
+
+
 def run_keys(cfg: JobConfig, phased: Phased, show: str) -> None:
-    """Phase 2: the KEYS stages over the staged keys, in this process."""
+    """Phase 2: the KEYS stages over the staged keys. With several workers it runs in a child
+    process that exits before phase 3, so its high-water mark (the runner holds a stage's
+    records) does not stay in the driver beside phase 3's workers; with one worker, in this
+    process (a child would add its imports to the driver's models)."""
     if not phased.keyed_stages:
         return
     if show != "off":
         names = ", ".join(s.name for s in phased.keyed_stages)
         print(f"gristmill: phase 2, {names} over the partitions' keys", file=sys.stderr)
-    memory.reset_peak()
-    seconds = keys.run_keys(cfg, phased.keyed_stages, phased.folders, phased.keys_folder)
-    phased.seconds["keys"] = round(seconds, 3)
-    phased.peaked("keys", memory.peak_mb())
+    payload = (cfg, phased.folders, phased.keys_folder)
+    got: list[dict] = []
+    isolate = int(cfg.section("runner")["workers"]) > 1
+    run_items(f"{__name__}:keys_item", payload, [0], 1, lambda _, r: got.append(r), isolate=isolate)
+    phased.seconds["keys"] = round(got[0]["seconds"], 3)
+    phased.peaked("keys", got[0]["peak_mb"])
 
 
 def _copy_made(files: list, src: str, dst: str) -> None:

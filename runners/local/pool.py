@@ -42,18 +42,20 @@ def run_items(
     workers: int,
     done: Callable[[Any, Any], None],
     env: dict[str, str] | None = None,
+    isolate: bool = False,
 ) -> None:
     """Calls `module:function(payload, item)` for every item; `done(item, result)` in this
-    process as each finishes. An item that raises stops the run with its error."""
+    process as each finishes. An item that raises stops the run with its error. `isolate`:
+    in worker processes even for one worker or one item (their memory goes when they exit)."""
     items = list(items)
-    if workers <= 1 or len(items) <= 1:
+    if not isolate and (workers <= 1 or len(items) <= 1):
         fn = _resolve(target)
         for item in items:
             done(item, fn(payload, item))
         return
     context = multiprocessing.get_context("spawn")  # no copy of this process's Beam state
     with ProcessPoolExecutor(
-        max_workers=min(workers, len(items)),
+        max_workers=max(1, min(workers, len(items))),
         mp_context=context,
         initializer=_start,
         initargs=(target, payload, env or {}),
