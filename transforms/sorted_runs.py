@@ -25,7 +25,12 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from gristmill.schemas.records import FileInfo
-from gristmill.transforms.sinks import PARQUET_OPTIONS, shard_of, shard_path
+from gristmill.transforms.sinks import (
+    PARQUET_OPTIONS,
+    WriteShardedParquet,
+    shard_of,
+    shard_path,
+)
 
 READ_ROWS = 256  # rows per batch read back from each run during the merge
 
@@ -212,8 +217,6 @@ class ShardedTable(beam.PTransform):
         self.output, self.spill, self.spec, self.size = output, spill, spec, size
 
     def expand(self, rows):
-        from gristmill.transforms.sinks import WriteShardedParquet
-
         spec = self.spec
         if self.spill is None:
             return rows | "Write" >> WriteShardedParquet(

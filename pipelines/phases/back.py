@@ -29,7 +29,7 @@ from gristmill.pipelines.phases.staged import (
     staged_files,
 )
 from gristmill.pipelines.phases.timed import stage_documents, timed_pipeline
-from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summary
+from gristmill.pipelines.release.manifest import write_summary
 from gristmill.pipelines.report.run import AFTER, LengthHistogram
 from gristmill.runners.local import memory
 from gristmill.schemas import tables
@@ -113,10 +113,7 @@ def run_back(payload: tuple, item: tuple) -> dict:
     per = timed_pipeline(
         lambda p: build_back(p, cfg, job, stages, item, keyed), [s.name for s in stages]
     )
-    summary = read_json(posixpath.join(out, SUMMARY))
-    made = [FileInfo(**f) for f in summary["files"]] + _run_files(out)
-    n, sha = staging.file_digest(posixpath.join(out, SUMMARY))
-    staging.mark_finished(out, [*made, FileInfo(SUMMARY, 0, n, sha)])
+    summary = staging.finish_with_summary(out, _run_files(out))
     return {
         "seconds": time.monotonic() - started,
         "stages": per,

@@ -21,7 +21,7 @@ from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.plan import Partition
 from gristmill.pipelines.phases.staged import SpillRuns, doc_size
 from gristmill.pipelines.phases.timed import stage_documents, timed_pipeline
-from gristmill.pipelines.release.manifest import SUMMARY, add_files, read_json, write_summary
+from gristmill.pipelines.release.manifest import add_files, write_summary
 from gristmill.runners.local import memory
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
@@ -153,10 +153,7 @@ def run_front(cfg: JobConfig, stages: list[Stage], part: Partition, folder: str)
     add_files(folder, [f for spec in specs for f in _merged(folder, spec)])
     if FileSystems.exists(runs):
         FileSystems.delete([runs])
-    summary = read_json(posixpath.join(folder, SUMMARY))
-    made = [FileInfo(**f) for f in summary["files"]]
-    n, sha = staging.file_digest(posixpath.join(folder, SUMMARY))
-    staging.mark_finished(folder, [*made, FileInfo(SUMMARY, 0, n, sha)])
+    summary = staging.finish_with_summary(folder)
     return {
         "seconds": time.monotonic() - started,
         "stages": per,

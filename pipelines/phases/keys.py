@@ -105,10 +105,7 @@ def run_keys(cfg: JobConfig, stages: list[Stage], parts: list[str], out: str) ->
         runner, options = local_runner()
         with beam.Pipeline(runner=runner, options=options) as p:
             build_stage(p, cfg, stage, parts, folders[:i], folder)
-        summary = read_json(posixpath.join(folder, SUMMARY))
-        made = [FileInfo(**f) for f in summary["files"]]
-        n, sha = staging.file_digest(posixpath.join(folder, SUMMARY))
-        staging.mark_finished(folder, [*made, FileInfo(SUMMARY, 0, n, sha)])
+        staging.finish_with_summary(folder)
     return time.monotonic() - started
 
 

@@ -18,6 +18,7 @@ import shutil
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from gristmill.pipelines.release.manifest import SUMMARY, read_json
 from gristmill.schemas.records import FileInfo
 from gristmill.transforms.sources.read import file_sha256 as file_digest
 
@@ -52,6 +53,17 @@ def mark_finished(folder: str, files: list[FileInfo]) -> None:
     with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         fh.write(json.dumps({"files": listed}, indent=1).encode("utf-8"))
     FileSystems.rename([tmp], [posixpath.join(folder, DONE)])
+
+
+def finish_with_summary(folder: str, more: list[FileInfo] = ()) -> dict:
+    """Marks a phase's folder finished: the files its summary lists, `more`, and the summary
+    itself; returns the summary."""
+    path = posixpath.join(folder, SUMMARY)
+    summary = read_json(path)
+    n, sha = file_digest(path)
+    made = [FileInfo(**f) for f in summary["files"]]
+    mark_finished(folder, [*made, *more, FileInfo(SUMMARY, 0, n, sha)])
+    return summary
 
 
 def keep_only(output: str, key: str) -> None:
