@@ -102,7 +102,8 @@ def _check_value(path: str, value: Any, default: Any) -> Any:
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: expected an integer, got {type_name(value)} {value!r}")
-        least = {"runner.workers": 1, "runner.partition_bytes": 1 << 20}.get(path)
+        least = {"runner.workers": 1, "runner.partition_bytes": 1 << 20, "runner.range_docs": 1}
+        least = least.get(path)
         if least is not None and value < least:
             raise ConfigError(f"{path}: must be at least {least}, got {value}")
     if isinstance(default, str) and not isinstance(value, str):

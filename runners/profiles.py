@@ -33,6 +33,8 @@ RUNNER_DEFAULTS: dict[str, Any] = {
     "profile": "local",
     "workers": 1,  # local: processes that take the input's partitions one after another
     "partition_bytes": 32 << 20,  # local: input bytes per partition (bounds a worker's memory)
+    # local: documents whose LSH band entries phase 2 groups at once (bounds its memory)
+    "range_docs": 25_000,
     "job_endpoint": None,
     "environment_type": None,
     "environment_config": None,
@@ -60,7 +62,7 @@ PROFILE_OF_RUNNER = {
     "FlinkRunner": "flink",
     "SparkRunner": "spark",
 }
-NOT_OPTIONS = ("profile", "workers", "partition_bytes", "package", "args")
+NOT_OPTIONS = ("profile", "workers", "partition_bytes", "range_docs", "package", "args")
 
 
 class ProfileError(ValueError):

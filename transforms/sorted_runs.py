@@ -170,13 +170,36 @@ def shard_keys(spec: ShardSpec, runs: dict[tuple[str, int], list[str]]) -> list[
     return sorted(runs) if spec.partition else [("", i) for i in range(spec.num_shards)]
 
 
-def merge_shard(paths: list[str], root: str, spec: ShardSpec, part: str, shard: int) -> FileInfo:
-    """One shard's runs merged into its file under `root`."""
-    streams = [_read_run(path, spec.from_row) for path in paths]
+FAN_IN = 16  # runs one merge reads at once: each holds a batch, and its file's reader
+
+
+def merge_shard(
+    paths: list[str], root: str, spec: ShardSpec, part: str, shard: int, scratch: str = ""
+) -> FileInfo:
+    """One shard's runs merged into its file under `root`. Past FAN_IN runs, consecutive
+    groups of FAN_IN are first merged into runs under `scratch` (removed after), level by
+    level, so memory does not grow with the number of runs; heapq.merge is stable (ties keep
+    the runs' order), so the bytes are those of one merge of every run."""
     relpath = shard_path(spec.relprefix, part, shard, spec.num_shards)
-    merged = heapq.merge(*streams, key=spec.sort_key)
+    level = 0
+    while len(paths) > FAN_IN and scratch:
+        folder = posixpath.join(scratch, relpath, f"level{level}")
+        paths = [
+            _merge_into(paths[i : i + FAN_IN], posixpath.join(folder, f"{i:06d}.parquet"), spec)
+            for i in range(0, len(paths), FAN_IN)
+        ]
+        level += 1
+    merged = heapq.merge(*(_read_run(path, spec.from_row) for path in paths), key=spec.sort_key)
     rows, nbytes, sha = write_rows(posixpath.join(root, relpath), spec.to_table, merged)
+    if level:
+        FileSystems.delete([posixpath.join(scratch, relpath)])
     return FileInfo(relpath, rows, nbytes, sha)
+
+
+def _merge_into(paths: list[str], target: str, spec: ShardSpec) -> str:
+    merged = heapq.merge(*(_read_run(path, spec.from_row) for path in paths), key=spec.sort_key)
+    write_rows(target, spec.to_table, merged)
+    return target
 
 
 def merge_runs(folder: str, root: str, spec: ShardSpec) -> list[FileInfo]:

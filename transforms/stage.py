@@ -63,6 +63,13 @@ class StageContext:
     spill: str | None = None
 
 
+# A KEYS stage's records read again, a fresh read per label (a local run's phase 2). The
+# in-process runner holds in memory every collection that a step waiting for a side input
+# consumes; a step that waits (applying verdicts, a report's snippets) then takes its own read,
+# which streams past once the side input is ready, never the whole collection held.
+Rereads = Callable[[str], Any]
+
+
 def _enabled_field(params: Any) -> bool:
     return bool(getattr(params, "enabled", False))
 

@@ -13,10 +13,15 @@ stage an earlier run finished is not redone.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import posixpath
 import time
 
 import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
@@ -34,10 +39,18 @@ from gristmill.transforms.dedup.keyed import (
     edits_table,
     keyed_from_row,
 )
+from gristmill.transforms.dedup.near_buckets import (
+    edge_from_row,
+    edge_key,
+    edges_table,
+    entry_from_row,
+)
 from gristmill.transforms.sinks import WriteShardedParquet
+from gristmill.transforms.sorted_runs import merge_runs, run_files
 from gristmill.transforms.stage import Stage
 
 FOLDER = "_keys"
+RUNS = "_runs"
 
 
 def folder_of(area: str) -> str:
@@ -49,25 +62,40 @@ def stage_folders(out: str, stages: list[Stage]) -> list[str]:
     return [posixpath.join(out, stage.name) for stage in stages]
 
 
-def build_stage(p: beam.Pipeline, cfg: JobConfig, stage: Stage, parts: list[str], earlier, out):
-    """One KEYS stage over the partitions' staged records, less the ids the `earlier` stages'
-    staged drops name; its drops, index files and summary staged into `out`."""
-    name = keys_name(stage)
+def _records(p: beam.Pipeline, stage: Stage, parts: list[str], earlier, label: str):
+    """The stage's staged records of every partition, less the ids the `earlier` stages'
+    staged drops name."""
+    return (
+        p
+        | f"Staged/{label}" >> beam.Create(staged_files(parts, keys_name(stage)))
+        | f"Read/{label}" >> beam.ParDo(ReadStaged(keyed_from_row))
+        | f"NotDropped/{label}" >> beam.ParDo(SkipListed(staged_files(earlier, DROPS)))
+    )
 
-    def read(label: str):
-        return (
-            p
-            | f"Staged/{label}" >> beam.Create(staged_files(parts, name))
-            | f"Read/{label}" >> beam.ParDo(ReadStaged(keyed_from_row))
-            | f"NotDropped/{label}" >> beam.ParDo(SkipListed(staged_files(earlier, DROPS)))
-        )
 
+def _inner(cfg: JobConfig, stage: Stage, out: str):
+    """The stage's grouping part, its index files spilled as sorted runs under `out`."""
     ctx = graph.stage_context(cfg, stage.name)
-    ctx = dataclasses.replace(ctx, output=out)  # its index files: staged with the rest
-    inner = stage.on_keys(cfg.params_of(stage.section), ctx)
-    if hasattr(inner, "again"):  # it takes a second read of the records (near: sketches)
-        inner.again = read("again")
-    result = read("records") | stage.name.capitalize() >> Accounted(stage.name, inner)
+    ctx = dataclasses.replace(ctx, output=out, spill=posixpath.join(out, RUNS))
+    return stage.on_keys(cfg.params_of(stage.section), ctx)
+
+
+def build_stage(
+    p: beam.Pipeline, cfg: JobConfig, stage: Stage, parts: list[str], earlier, out, edges=()
+):
+    """One KEYS stage over the partitions' staged records; its drops, index files and summary
+    staged into `out`. `edges`: the candidate edge files `run_ranges` wrote, if it ran."""
+    inner = _inner(cfg, stage, out)
+    if hasattr(inner, "reread"):  # its waiting steps read the records again (stage.Rereads)
+        inner.reread = lambda label: _records(p, stage, parts, earlier, label)
+    if edges:
+        inner.candidates = (
+            p
+            | "EdgeFiles" >> beam.Create(list(edges))
+            | "ReadEdges" >> beam.ParDo(ReadStaged(edge_from_row))
+        )
+    records = _records(p, stage, parts, earlier, "records")
+    result = records | stage.name.capitalize() >> Accounted(stage.name, inner)
     got = graph.Collected([result.drops], list(result.tallies), [], [])
     got.extras(result.extras)
     staged = [
@@ -90,6 +118,50 @@ def build_stage(p: beam.Pipeline, cfg: JobConfig, stage: Stage, parts: list[str]
     write_summary(p, out, parts_out)
 
 
+def run_ranges(cfg: JobConfig, stage: Stage, parts: list[str], earlier, out) -> list[str]:
+    """A stage whose candidate pairs come from grouping band entries (near dedup,
+    near_buckets.py): the entries spilled by hash range of their key, then a pipeline per
+    range groups its entries and stages its candidate edges; the edge files (none for a
+    stage without ranges)."""
+    inner = _inner(cfg, stage, out)
+    if not hasattr(inner, "spill_bands"):
+        return []
+    docs = sum(_rows(path) for path in staged_files(parts, keys_name(stage)))
+    ranges = max(1, math.ceil(docs / int(cfg.section("runner")["range_docs"])))
+    folder = posixpath.join(out, RUNS, "_bands")
+    runner, options = local_runner()
+    with beam.Pipeline(runner=runner, options=options) as p:
+        _ = _records(p, stage, parts, earlier, "records") | "SpillBands" >> inner.spill_bands(
+            folder, ranges
+        )
+    edges = []
+    for (_, r), paths in sorted(run_files([folder]).items()):
+        name = f"edges-{r:05d}"
+        runner, options = local_runner()
+        with beam.Pipeline(runner=runner, options=options) as p:
+            _ = (
+                p
+                | "Runs" >> beam.Create(paths)
+                | "Read" >> beam.ParDo(ReadStaged(entry_from_row))
+                | "Pairs" >> inner.range_pairs()
+                | "Stage"
+                >> WriteShardedParquet(
+                    posixpath.join(out, RUNS), name, 1, edges_table, edge_key, _whole
+                )
+            )
+        edges += staged_files([posixpath.join(out, RUNS)], name)
+    return edges
+
+
+def _rows(path: str) -> int:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        return pq.ParquetFile(fh).metadata.num_rows
+
+
+def _whole(row):
+    return row
+
+
 def _id(record) -> str:
     return record.id
 
@@ -102,11 +174,35 @@ def run_keys(cfg: JobConfig, stages: list[Stage], parts: list[str], out: str) ->
     for i, (stage, folder) in enumerate(zip(stages, folders, strict=True)):
         if staging.finished(folder):
             continue
+        runs = posixpath.join(folder, RUNS)
+        if FileSystems.exists(runs):  # a killed attempt's
+            FileSystems.delete([runs])
+        edges = run_ranges(cfg, stage, parts, folders[:i], folder)
         runner, options = local_runner()
         with beam.Pipeline(runner=runner, options=options) as p:
-            build_stage(p, cfg, stage, parts, folders[:i], folder)
+            build_stage(p, cfg, stage, parts, folders[:i], folder, edges)
+        _merge_tables(cfg, stage, folder)
+        runs = posixpath.join(folder, RUNS)
+        if FileSystems.exists(runs):
+            FileSystems.delete([runs])
         staging.finish_with_summary(folder)
     return time.monotonic() - started
+
+
+def _merge_tables(cfg: JobConfig, stage: Stage, folder: str) -> None:
+    """The stage's spilled index tables merged into their files in `folder` and added to the
+    files its summary lists (release files: the end copies them into the release)."""
+    if stage.tables is None:
+        return
+    ctx = graph.stage_context(cfg, stage.name)
+    merged: list[FileInfo] = []
+    for spec in stage.tables(cfg.params_of(stage.section), ctx):
+        merged += merge_runs(posixpath.join(folder, RUNS, spec.relprefix), folder, spec)
+    path = posixpath.join(folder, SUMMARY)
+    summary = read_json(path)
+    summary["files"] = [*summary["files"], *(dataclasses.asdict(f) for f in merged)]
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        fh.write(json.dumps(summary).encode("utf-8"))
 
 
 def made_files(out: str) -> list[FileInfo]:

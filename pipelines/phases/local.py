@@ -216,7 +216,8 @@ def merge_documents(cfg: JobConfig, job: graph.JobPlan, phased: Phased) -> list:
     items.sort(key=lambda item: -len(item[3]))  # the most runs first: a shorter tail
     made: list = []
     workers = int(cfg.section("runner")["workers"])
-    payload = (cfg, job, phased.back_stages)
+    scratch = posixpath.join(posixpath.dirname(phased.keys_folder), merge.SCRATCH)
+    payload = (cfg, job, phased.back_stages, scratch)
     run_items(f"{merge.__name__}:merge_item", payload, items, workers, lambda _, f: made.append(f))
     return sorted(made, key=lambda f: f.path)
 

@@ -12,6 +12,8 @@ from gristmill.schemas.records import FileInfo
 from gristmill.transforms.sorted_runs import ShardSpec, merge_shard, run_files, shard_keys
 from gristmill.transforms.stage import Stage
 
+SCRATCH = "_merge"  # in the staging area: a merge's intermediate runs (sorted_runs.FAN_IN)
+
 
 def merge_specs(cfg: JobConfig, job: graph.JobPlan, stages: list[Stage]) -> list[ShardSpec]:
     """The documents table and the sharded tables of the `stages` (the ones phase 3 ran)."""
@@ -35,7 +37,7 @@ def merge_items(specs: list[ShardSpec], backs: list[str]) -> list[tuple[int, str
 
 def merge_item(payload: tuple, item: tuple[int, str, int, list]) -> FileInfo:
     """One shard's runs into its release file (in a worker process)."""
-    cfg, job, stages = payload
+    cfg, job, stages, scratch = payload
     table, part, shard, paths = item
     spec = merge_specs(cfg, job, stages)[table]
-    return merge_shard(paths, cfg.output, spec, part, shard)
+    return merge_shard(paths, cfg.output, spec, part, shard, scratch)

@@ -19,9 +19,11 @@ DEMO = ROOT / "sample" / "demo.yaml"
 def _run(tmp: Path, workers: int) -> tuple[Path, dict]:
     out = tmp / f"release-{workers}"
     # with several workers, partitions of 1 MiB: the output must not depend on either
+    # and with 4, near dedup's band entries grouped 20 documents' at a time (keys.run_ranges)
     sets = [f"runner.workers={workers}"] + (
         ["runner.partition_bytes=1048576"] if workers > 1 else []
     )
+    sets += ["runner.range_docs=20"] if workers == 4 else []
     cfg = load(str(DEMO), sets, output=str(out))
     return out, run_job(cfg)
 
@@ -132,8 +134,9 @@ def test_manifest_written_last_with_required_fields(demo):
 @pytest.mark.parametrize("workers", [2, 4])
 def test_worker_count_byte_identical(demo, tmp_path, monkeypatch_module, workers):
     """The demo job (every stage, tokenizer and shards) on 2 and 4 worker processes, over
-    partitions of 1 MiB, gives the bytes of the 1-worker run in one partition; only the
-    manifest's created_at differs."""
+    partitions of 1 MiB (and with 4, phase 2's near-dedup candidates found in ranges of 20
+    documents), gives the bytes of the 1-worker run in one partition; only the manifest's
+    created_at differs."""
     out1, _ = demo
     out2, _ = _run(tmp_path, workers)
 

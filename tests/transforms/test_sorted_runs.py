@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import apache_beam as beam
@@ -10,8 +11,15 @@ import pyarrow.parquet as pq
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import Document
+from gristmill.transforms import sorted_runs
 from gristmill.transforms.sinks import WritePartitionedParquet, WriteShardedParquet
-from gristmill.transforms.sorted_runs import ShardSpec, SpillSortedRuns, merge_runs, write_rows
+from gristmill.transforms.sorted_runs import (
+    ShardSpec,
+    SpillSortedRuns,
+    merge_runs,
+    merge_shard,
+    write_rows,
+)
 
 
 def _docs(n: int, seed: int = 0) -> list[Document]:
@@ -136,3 +144,29 @@ def test_write_rows_counts_what_it_wrote(tmp_path):
     meta = pq.read_metadata(path)
     assert rows == meta.num_rows == 20_000 and nbytes == path.stat().st_size
     assert meta.num_row_groups == 3  # 8192-row groups, as the sinks write them
+
+
+def test_merging_in_levels_gives_the_same_bytes(tmp_path, monkeypatch):
+    """Past FAN_IN runs a shard merges in levels through scratch runs: the same file as one
+    merge of every run, ties (equal sort keys) in the same order, and the scratch removed."""
+    docs = _docs(1200, seed=3)
+    twins = [dataclasses.replace(d, text=d.text + " twin", meta={"twin": 1}) for d in docs[::3]]
+    spec = _spec(2)
+    runs = tmp_path / "_runs"
+    runner, options = local_runner()
+    with beam.Pipeline(runner=runner, options=options) as p:
+        _ = (
+            p
+            | beam.Create(docs + twins)
+            | beam.ParDo(SpillSortedRuns(str(runs), spec, lambda d: len(d.text), 20_000))
+        )
+    paths = sorted(str(f) for f in (runs / "_" / "00001").glob("*.parquet"))
+    assert len(paths) > 3 * 3  # three levels at a fan-in of 3
+    one = merge_shard(paths, str(tmp_path / "one"), spec, "", 1)
+    monkeypatch.setattr(sorted_runs, "FAN_IN", 3)
+    scratch = tmp_path / "scratch"
+    levels = merge_shard(paths, str(tmp_path / "levels"), spec, "", 1, str(scratch))
+    assert levels == one
+    rel = one.path
+    assert (tmp_path / "levels" / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes()
+    assert not list(scratch.rglob("*.parquet"))

@@ -23,9 +23,14 @@ import xxhash
 from gristmill.transforms.dedup.joins import JoinOneToMany
 from gristmill.transforms.dedup.keyed import keyed
 from gristmill.transforms.dedup.params import DedupParams, DedupSettings, dedup_stage, exact_enabled
-from gristmill.transforms.dedup.survivors import ApplyVerdicts, ClusterReport, detail
-from gristmill.transforms.sinks import WriteShardedParquet
-from gristmill.transforms.stage import Cost, StageContext
+from gristmill.transforms.dedup.survivors import (
+    ApplyVerdicts,
+    ApplyVerdictsFromSide,
+    ClusterReport,
+    detail,
+)
+from gristmill.transforms.sorted_runs import ShardedTable, ShardSpec
+from gristmill.transforms.stage import Cost, Rereads, StageContext
 
 NAME = "dedup_exact"
 REASON = "exact_duplicate"
@@ -85,6 +90,38 @@ def index_table(rows: list[tuple[str, str]]) -> pa.Table:
     return pa.Table.from_pylist([{"hash": h, "id": i} for i, h in rows], schema=INDEX_SCHEMA)
 
 
+def _hash_hex(record) -> str:
+    return record.key[0].hex()
+
+
+def _index_row(row: dict) -> tuple[str, str]:
+    return row["id"], row["hash"]
+
+
+def _by_hash(row) -> str:
+    return row[1]
+
+
+def _hash_then_id(row) -> tuple[str, str]:
+    return row[1], row[0]
+
+
+def _index_row_size(row) -> int:  # bytes in memory, for the spill limit
+    return 200
+
+
+def index_spec(params: DedupParams) -> ShardSpec:
+    """index/exact: (hash, id) of kept documents, sharded by hash."""
+    return ShardSpec(
+        "index/exact", params.index_shards, index_table, _index_row, _by_hash, _hash_then_id
+    )
+
+
+def tables(settings: DedupSettings, ctx: StageContext) -> list[ShardSpec]:
+    params = DedupParams.from_section(settings, ctx.seed)
+    return [index_spec(params)] if params.index else []
+
+
 class ExactOnKeys(beam.PTransform):
     """Keyed records (ExactKeys) -> (kept records, drops, extras)."""
 
@@ -92,6 +129,8 @@ class ExactOnKeys(beam.PTransform):
         super().__init__()
         self.params = params
         self.ctx = ctx
+        # a local run's phase 2 (keys.py) sets `reread` (stage.py: Rereads)
+        self.reread: Rereads | None = None
 
     def expand(self, keys):
         params = self.params
@@ -100,25 +139,28 @@ class ExactOnKeys(beam.PTransform):
         verdicts = (
             (winners, members) | "Join" >> JoinOneToMany() | "Verdicts" >> beam.FlatMap(_verdicts)
         )
-        joined = (keys, verdicts)
-        if params.index:  # the kept documents' hashes ride along to the index
-            joined += (members | "HashById" >> beam.Map(lambda kn: (kn[1][1], kn[0].hex())),)
-        out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
+        if self.reread is not None:
+            extra_of = _hash_hex if params.index else None
+            out = (self.reread("apply"), verdicts) | "Apply" >> ApplyVerdictsFromSide(
+                NAME, REASON, extra_of
+            )
+            kept_for_report = self.reread("snippets")  # survivors are never dropped
+        else:
+            joined = (keys, verdicts)
+            if params.index:  # the kept documents' hashes ride along to the index
+                joined += (members | "HashById" >> beam.Map(lambda kn: (kn[1][1], kn[0].hex())),)
+            out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
+            kept_for_report = out.kept
         groups = winners | "Groups" >> beam.FlatMap(
             lambda kw: [("groups", 1)] if kw[1][1] > 1 else []
         )
-        report = (out.pairs, out.kept, groups) | "Report" >> ClusterReport(
+        report = (out.pairs, kept_for_report, groups) | "Report" >> ClusterReport(
             NAME, params.report_top, {"groups": 0}
         )
         extras = {"report": report}
         if params.index:
-            extras["files"] = out.extra | "Index" >> WriteShardedParquet(
-                self.ctx.output,
-                "index/exact",
-                params.index_shards,
-                index_table,
-                lambda row: row[1],
-                lambda row: (row[1], row[0]),
+            extras["files"] = out.extra | "Index" >> ShardedTable(
+                self.ctx.output, self.ctx.spill, index_spec(params), _index_row_size
             )
         return out.kept, out.drops, extras
 
@@ -136,6 +178,7 @@ STAGE = dedup_stage(
     keys,
     on_keys,
     exact_enabled,
+    tables,
     Cost(60, 0.0, 58, 0.0),
     "identical normalized text: one survivor per group",
 )

@@ -98,24 +98,69 @@ class _Verified(beam.DoFn):
             self.rejected.inc()
 
 
-class VerifiedPairs(beam.PTransform):
-    """(candidate edges, (id, sketch) of their nodes) -> the edges whose estimated Jaccard
-    reaches `threshold`; counted `_all.pairs_verified` and `_all.pairs_rejected`."""
+class Scored(beam.PTransform):
+    """(edges (a, b), (id, sketch) of their nodes) -> (a, b, estimated Jaccard). The sketches
+    meet the edges in two joins keyed by id (AttachEndpoints), or, `by_side`, as a side input
+    (`_ScoreFromSide`): for an in-process runner, which holds every join's groups in memory,
+    where the side input holds the candidates' sketches once."""
 
-    def __init__(self, stage: str, threshold: float, verify_k: int):
+    def __init__(self, stage: str, verify_k: int, by_side: bool = False):
         super().__init__()
         self.stage = stage
-        self.threshold = threshold
         self.verify_k = verify_k
+        self.by_side = by_side
 
     def expand(self, pcolls):
         edges, sketches = pcolls
+        if self.by_side:
+            return edges | "Score" >> beam.ParDo(
+                _ScoreFromSide(self.stage, self.verify_k), beam.pvalue.AsDict(sketches)
+            )
         return (
             (edges, sketches)
             | "Attach" >> AttachEndpoints(self.stage, lambda n: n[1])
             | "Score" >> beam.Map(scorer(self.verify_k))
+        )
+
+
+class VerifiedPairs(beam.PTransform):
+    """(candidate edges, (id, sketch) of their nodes) -> the edges whose estimated Jaccard
+    reaches `threshold` (scored as `Scored` does); counted `_all.pairs_verified` and
+    `_all.pairs_rejected`."""
+
+    def __init__(self, stage: str, threshold: float, verify_k: int, by_side: bool = False):
+        super().__init__()
+        self.stage = stage
+        self.threshold = threshold
+        self.verify_k = verify_k
+        self.by_side = by_side
+
+    def expand(self, pcolls):
+        return (
+            pcolls
+            | "Scored" >> Scored(self.stage, self.verify_k, self.by_side)
             | "Verify" >> beam.ParDo(_Verified(self.stage, self.threshold))
         )
+
+
+class _ScoreFromSide(beam.DoFn):
+    """An edge (a, b) and the sketches by id (a side input) -> (a, b, estimated Jaccard); an
+    edge whose endpoint has no sketch is counted (`_all.edge_without_value`) and left out."""
+
+    def __init__(self, stage: str, verify_k: int):
+        self.stage = stage
+        self.score = scorer(verify_k)
+
+    def setup(self):
+        self.missing = Metrics.counter(self.stage, "_all.edge_without_value")
+
+    def process(self, edge, sketches):
+        a, b = edge
+        x, y = sketches.get(a[1]), sketches.get(b[1])
+        if x is None or y is None:
+            self.missing.inc()
+            return
+        yield self.score((a, b, x, y))
 
 
 class BucketEdges(beam.DoFn):

@@ -32,17 +32,18 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from gristmill.transforms.accounting import SourceCounters
 from gristmill.transforms.dedup.components import ConnectedComponents
-from gristmill.transforms.dedup.joins import AttachEndpoints, ValuesOfEndpoints
+from gristmill.transforms.dedup.joins import ValuesOfEndpoints
 from gristmill.transforms.dedup.keyed import keyed
 from gristmill.transforms.dedup.lsh import (
     BAND_BASE,
     CandidatePairs,
+    Scored,
     VerifiedPairs,
     band_key,
     band_keys,
     band_rows,
-    scorer,
 )
+from gristmill.transforms.dedup.near_buckets import RangePairs, SpillBands
 from gristmill.transforms.dedup.params import DedupParams, DedupSettings, dedup_stage, near_enabled
 from gristmill.transforms.dedup.shingles import (
     M64,
@@ -67,14 +68,13 @@ from gristmill.transforms.dedup.signer import (
 )
 from gristmill.transforms.dedup.survivors import (
     ApplyVerdicts,
+    ApplyVerdictsFromSide,
     ClusterReport,
-    bands_table,
     detail,
-    index_meta,
-    signatures_table,
+    index_specs,
 )
-from gristmill.transforms.sinks import WriteShardedParquet
-from gristmill.transforms.stage import Cost, StageContext
+from gristmill.transforms.sorted_runs import ShardedTable
+from gristmill.transforms.stage import Cost, Rereads, StageContext
 
 __all__ = [
     "BAND_BASE",
@@ -165,8 +165,8 @@ class NearKeys(beam.PTransform):
 
 
 def _signed(bands: int, rows: int, verify_k: int):
-    """A Keyed record -> (id, signature); tagged "bands": (band key, node) and "sketches":
-    (id, sketch); nothing for a record without a signature."""
+    """A Keyed record -> (id, signature); tagged "bands": (band key, node) (none when `bands`
+    is 0) and "sketches": (id, sketch); nothing for a record without a signature."""
 
     def split(record):
         if record.key is None:
@@ -175,6 +175,8 @@ def _signed(bands: int, rows: int, verify_k: int):
         yield record.id, sig
         if verify_k:
             yield beam.pvalue.TaggedOutput("sketches", (record.id, sketch))
+        if not bands:
+            return
         row = band_keys(np.frombuffer(sig, dtype=np.uint32)[None, :], bands, rows)[0]
         for band, bucket in enumerate(row.tolist()):
             yield beam.pvalue.TaggedOutput("bands", (band_key(band, bucket), node))
@@ -186,9 +188,10 @@ class _CandidateSketches(beam.PTransform):
     """Records -> (id, sketch) of the records some candidate pair names (their ids are the
     side input: ids only)."""
 
-    def __init__(self, candidates: beam.PCollection):
+    def __init__(self, candidates: beam.PCollection, part: int = 2):
         super().__init__()
         self.candidates = candidates
+        self.part = part  # of the key: 2 the sketch, 1 the signature
 
     def expand(self, records):
         ids = (
@@ -197,11 +200,17 @@ class _CandidateSketches(beam.PTransform):
             | "Once" >> beam.CombinePerKey(any)
         )
 
+        part = self.part
+
         def pick(record, wanted):
             if record.key is not None and record.id in wanted:
-                yield record.id, record.key[2]
+                yield record.id, record.key[part]
 
         return records | "Pick" >> beam.FlatMap(pick, beam.pvalue.AsDict(ids))
+
+
+def _signature(record) -> bytes | None:
+    return None if record.key is None else record.key[1]
 
 
 def _verdict(scored):
@@ -221,52 +230,87 @@ class NearOnKeys(beam.PTransform):
         super().__init__()
         self.params = params
         self.ctx = ctx
-        # the same records read a second time (a local run's phase 2 sets it): the sketches
-        # are then taken from there, candidates' only, and never held for every record
-        self.again: beam.PCollection | None = None
+        # a local run's phase 2 (keys.py) sets `reread` (stage.py: Rereads)
+        self.reread: Rereads | None = None
+        # the candidate edges, found a hash range of band keys at a time (near_buckets.py)
+        self.candidates: beam.PCollection | None = None
+
+    def spill_bands(self, folder: str, ranges: int) -> beam.PTransform:
+        """Records -> band entries spilled under `folder`, a shard per hash range."""
+        return SpillBands(self.params.near.bands, self.params.near.rows, folder, ranges)
+
+    def range_pairs(self) -> beam.PTransform:
+        """One hash range's spilled band entries -> its candidate edges."""
+        return RangePairs(NAME, self.params.near.max_bucket_size)
 
     def expand(self, keys):
         params, near = self.params, self.params.near
-        split_k = near.verify_k if self.again is None else 0
-        signed = keys | "Split" >> beam.FlatMap(
-            _signed(near.bands, near.rows, split_k)
-        ).with_outputs("bands", "sketches", main="sigs")
-        sigs = signed.sigs
-        candidates = signed.bands | "CandidatePairs" >> CandidatePairs(NAME, near.max_bucket_size)
-        counts = [candidates | "CountCandidates" >> beam.Map(_count_as("candidate_pairs"))]
-        sketches = signed.sketches if near.verify_k else sigs
-        if near.verify_k and self.again is not None:
-            sketches = self.again | "CandidatesAgain" >> _CandidateSketches(candidates)
-        # only candidates' sketches travel on: every node of a verified edge or cluster is one
-        scored_by = (candidates, sketches) | "CandidateSketches" >> ValuesOfEndpoints(
-            lambda n: n[1]
+        split_k = near.verify_k if self.reread is None else 0
+        bands = near.bands if self.candidates is None else 0
+        signed = keys | "Split" >> beam.FlatMap(_signed(bands, near.rows, split_k)).with_outputs(
+            "bands", "sketches", main="sigs"
         )
-        edges = candidates
-        if near.verify:
-            edges = (candidates, scored_by) | "Verified" >> VerifiedPairs(
-                NAME, params.threshold, near.verify_k
+        if self.candidates is None:
+            candidates = signed.bands | "CandidatePairs" >> CandidatePairs(
+                NAME, near.max_bucket_size
             )
-            counts.append(edges | "CountVerified" >> beam.Map(_count_as("verified_pairs")))
-        cc = edges | "Components" >> ConnectedComponents(NAME, near.max_rounds)
-        counts.append(cc.unsettled | "CountUnsettled" >> beam.Map(_count_as("unsettled_nodes")))
-        verdicts = (
-            (cc.labels | "RootFirst" >> beam.Map(lambda nr: (nr[1], nr[0])), scored_by)
-            | "AttachRoot" >> AttachEndpoints(NAME, lambda n: n[1])
-            | "ScoreRoot" >> beam.Map(scorer(near.verify_k))
-            | "Verdicts" >> beam.Map(_verdict)
-        )
-        # verdicts meet records without their signatures and sketches: ids cross that join
-        slim = keys | "Slim" >> beam.Map(lambda k: k._replace(key=None))
-        joined = (slim, verdicts, sigs) if params.index else (slim, verdicts)
-        out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
+        else:  # found a hash range at a time (near_buckets.py): an edge may come from several
+            candidates = self.candidates | "Unique" >> beam.Distinct()
+        counts = [candidates | "CountCandidates" >> beam.Map(_count_as("candidate_pairs"))]
+        if self.reread is None:
+            sketches = signed.sketches if near.verify_k else signed.sigs
+            # only candidates' sketches travel on: every node of a verified edge or cluster is one
+            scored_by = (candidates, sketches) | "CandidateSketches" >> ValuesOfEndpoints(
+                lambda n: n[1]
+            )
+            verdicts = self._verdicts(candidates, scored_by, counts, by_side=False)
+            # verdicts meet records without their signatures and sketches: ids cross the join
+            slim = keys | "Slim" >> beam.Map(lambda k: k._replace(key=None))
+            joined = (slim, verdicts, signed.sigs) if params.index else (slim, verdicts)
+            out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
+            kept_for_report = out.kept
+        else:
+            # the candidates' sketches, read again (theirs only), a side input of the scoring
+            part = 2 if near.verify_k else 1  # of the key: the sketch, or the signature
+            scored_by = self.reread("again") | "CandidatesAgain" >> _CandidateSketches(
+                candidates, part
+            )
+            verdicts = self._verdicts(candidates, scored_by, counts, by_side=True)
+            extra_of = _signature if params.index else None
+            out = (self.reread("apply"), verdicts) | "Apply" >> ApplyVerdictsFromSide(
+                NAME, REASON, extra_of
+            )
+            kept_for_report = self.reread("snippets")  # survivors are never dropped
         count_rows = counts | "AllCounts" >> beam.Flatten()
-        report = (out.pairs, out.kept, count_rows) | "Report" >> ClusterReport(
+        report = (out.pairs, kept_for_report, count_rows) | "Report" >> ClusterReport(
             NAME, params.report_top, self._static()
         )
         extras = {"report": report}
         if params.index:
             extras["files"] = self._index_files(out.extra)
         return out.kept, out.drops, extras
+
+    def _verdicts(self, candidates, scored_by, counts: list, by_side: bool):
+        """Candidate edges and their nodes' sketches -> verdicts (lsh.Scored: `by_side`)."""
+        params, near = self.params, self.params.near
+        edges = candidates
+        if near.verify:
+            edges = (candidates, scored_by) | "Verified" >> VerifiedPairs(
+                NAME, params.threshold, near.verify_k, by_side
+            )
+            counts.append(edges | "CountVerified" >> beam.Map(_count_as("verified_pairs")))
+        labels = self._components(edges, counts)
+        return (
+            (labels, scored_by)
+            | "ScoreRoot" >> Scored(NAME, near.verify_k, by_side)
+            | "Verdicts" >> beam.Map(_verdict)
+        )
+
+    def _components(self, edges, counts: list):
+        """Verified edges -> (root, node) of every non-root node."""
+        cc = edges | "Components" >> ConnectedComponents(NAME, self.params.near.max_rounds)
+        counts.append(cc.unsettled | "CountUnsettled" >> beam.Map(_count_as("unsettled_nodes")))
+        return cc.labels | "RootFirst" >> beam.Map(lambda nr: (nr[1], nr[0]))
 
     def _static(self) -> dict[str, Any]:
         """The report rows known before the run (parameters) and the counts that start at 0."""
@@ -287,32 +331,31 @@ class NearOnKeys(beam.PTransform):
         }
 
     def _index_files(self, kept_sigs):
-        """(id, signature) of kept documents -> index/signatures-* and index/bands-* files."""
-        params, near = self.params, self.params.near
-        meta = index_meta(params)
-        n = params.index_shards
-        sig_files = kept_sigs | "IndexSignatures" >> WriteShardedParquet(
-            self.ctx.output,
-            "index/signatures",
-            n,
-            signatures_table(meta),
-            lambda row: row[0],
-            lambda row: row[0],
-        )
+        """(id, signature) of kept documents -> index/signatures-* and index/bands-* files
+        (spilled as sorted runs in a local run's phase 2)."""
+        near = self.params.near
+        sigs, bands = index_specs(self.params)
+        out, spill = self.ctx.output, self.ctx.spill
+        sig_files = kept_sigs | "IndexSignatures" >> ShardedTable(out, spill, sigs, _sig_size)
         band_files = (
             kept_sigs
             | "BandRows" >> beam.FlatMap(band_rows(near.bands, near.rows))
-            | "IndexBands"
-            >> WriteShardedParquet(
-                self.ctx.output,
-                "index/bands",
-                n,
-                bands_table(meta),
-                lambda row: f"{row[0]}:{row[1]}",
-                lambda row: row,
-            )
+            | "IndexBands" >> ShardedTable(out, spill, bands, _band_size)
         )
         return (sig_files, band_files) | "IndexFiles" >> beam.Flatten()
+
+
+def _sig_size(row) -> int:  # bytes in memory, for the spill limit
+    return 650
+
+
+def _band_size(row) -> int:
+    return 150
+
+
+def tables(settings: DedupSettings, ctx: StageContext) -> list:
+    params = DedupParams.from_section(settings, ctx.seed)
+    return index_specs(params) if params.index else []
 
 
 def keys(settings: DedupSettings, ctx: StageContext) -> beam.PTransform:
@@ -328,6 +371,7 @@ STAGE = dedup_stage(
     keys,
     on_keys,
     near_enabled,
+    tables,
     Cost(137, 12.1, 144, 12.2),
     "MinHash + LSH near-duplicates, connected components, one survivor per cluster",
 )

@@ -194,9 +194,10 @@ def defaults() -> dict[str, Any]:
     return as_dict(DedupSettings())
 
 
-def dedup_stage(name: str, keys, on_keys, enabled, cost: Cost, summary: str) -> Stage:
+def dedup_stage(name: str, keys, on_keys, enabled, tables, cost: Cost, summary: str) -> Stage:
     """The dedup stages share their section, parameters, needs (every document's keys) and
-    report shape (duplicate clusters); each is built from its two parts (keyed.py)."""
+    report shape (duplicate clusters); each is built from its two parts (keyed.py); `tables`:
+    its index tables' ShardSpecs (spilled as sorted runs in a local run's phase 2)."""
     from gristmill.transforms.dedup.keyed import KeyedDedup
 
     return Stage(
@@ -208,6 +209,7 @@ def dedup_stage(name: str, keys, on_keys, enabled, cost: Cost, summary: str) -> 
         on_keys=on_keys,
         needs=Needs.KEYS,
         enabled=enabled,
+        tables=tables,
         cost=cost,
         report=("clusters",),
         summary=summary,

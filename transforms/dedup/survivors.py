@@ -17,6 +17,7 @@ import pyarrow as pa
 from gristmill.schemas.records import Drop
 from gristmill.transforms.accounting import SourceCounters
 from gristmill.transforms.dedup.params import DedupParams
+from gristmill.transforms.sorted_runs import ShardSpec
 
 DOC, VERDICT, EXTRA = 0, 1, 2
 SNIPPET_CHARS = 80
@@ -105,6 +106,53 @@ class ApplyVerdicts(beam.PTransform):
                 "drops", "pairs", "extra", main="kept"
             )
         )
+
+
+class _ApplyFromSide(beam.DoFn):
+    """A record and the verdicts by id (a side input) -> kept, or dropped as _Apply does."""
+
+    def __init__(self, stage: str, reason: str, extra_of):
+        self.stage = stage
+        self.reason = reason
+        self.extra_of = extra_of
+        self._counters = SourceCounters(stage)
+
+    def process(self, doc, verdicts):
+        verdict = verdicts.get(doc.id)
+        if verdict is None:
+            self._counters.inc(doc.source, "unique")
+            yield doc
+            extra = None if self.extra_of is None else self.extra_of(doc)
+            if extra is not None:
+                yield beam.pvalue.TaggedOutput("extra", (doc.id, extra))
+            return
+        survivor, detail = verdict
+        self._counters.inc(doc.source, self.reason)
+        yield beam.pvalue.TaggedOutput(
+            "drops", Drop(doc.id, doc.source, self.stage, self.reason, detail, doc.url_or_path)
+        )
+        yield beam.pvalue.TaggedOutput("pairs", (survivor, (doc.id, doc.source)))
+
+
+class ApplyVerdictsFromSide(beam.PTransform):
+    """ApplyVerdicts with the verdicts as a side input (the smallest per id, as there) and the
+    records streamed past it: memory holds the verdicts (the duplicates), never the records.
+    For an in-process runner, whose shuffles are held in memory; on a distributed runner the
+    join (ApplyVerdicts) spills where a side input would be sent to every worker.
+    `extra_of(record)`: the value of the "extra" output for a kept record (None: none)."""
+
+    def __init__(self, stage: str, reason: str, extra_of=None):
+        super().__init__()
+        self.stage = stage
+        self.reason = reason
+        self.extra_of = extra_of
+
+    def expand(self, pcolls):
+        docs, verdicts = pcolls
+        smallest = verdicts | "Smallest" >> beam.CombinePerKey(min)
+        return docs | "Apply" >> beam.ParDo(
+            _ApplyFromSide(self.stage, self.reason, self.extra_of), beam.pvalue.AsDict(smallest)
+        ).with_outputs("drops", "pairs", "extra", main="kept")
 
 
 class _Cluster(beam.CombineFn):
@@ -279,6 +327,36 @@ def bands_table(meta: dict[bytes, bytes]):
         return pa.table(cols, schema=schema).replace_schema_metadata(meta)
 
     return to_table
+
+
+def _band_row(row: dict) -> tuple[int, int, str]:
+    return row["band"], row["bucket"], row["id"]
+
+
+def _sig_row(row: dict) -> tuple[str, bytes]:
+    return row["id"], row["signature"]
+
+
+def _first(row):
+    return row[0]
+
+
+def _band_shard(row) -> str:
+    return f"{row[0]}:{row[1]}"
+
+
+def _whole(row):
+    return row
+
+
+def index_specs(params: DedupParams) -> list[ShardSpec]:
+    """Near dedup's index tables: signatures (id, signature) by id, bands (band, bucket, id)
+    by bucket."""
+    meta, n = index_meta(params), params.index_shards
+    return [
+        ShardSpec("index/signatures", n, signatures_table(meta), _sig_row, _first, _first),
+        ShardSpec("index/bands", n, bands_table(meta), _band_row, _band_shard, _whole),
+    ]
 
 
 def signatures_table(meta: dict[bytes, bytes]):
