@@ -13,7 +13,6 @@ stage an earlier run finished is not redone.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import posixpath
 import time
@@ -28,7 +27,7 @@ from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases import staging
 from gristmill.pipelines.phases.front import DROPS, keys_name
 from gristmill.pipelines.phases.staged import ReadStaged, SkipListed, release_files, staged_files
-from gristmill.pipelines.release.manifest import SUMMARY, read_json, write_summary
+from gristmill.pipelines.release.manifest import SUMMARY, dumps, read_json, write_summary
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
@@ -40,6 +39,7 @@ from gristmill.transforms.dedup.keyed import (
     keyed_from_row,
 )
 from gristmill.transforms.dedup.near_buckets import (
+    as_is,
     edge_from_row,
     edge_key,
     edges_table,
@@ -146,7 +146,7 @@ def run_ranges(cfg: JobConfig, stage: Stage, parts: list[str], earlier, out) -> 
                 | "Pairs" >> inner.range_pairs()
                 | "Stage"
                 >> WriteShardedParquet(
-                    posixpath.join(out, RUNS), name, 1, edges_table, edge_key, _whole
+                    posixpath.join(out, RUNS), name, 1, edges_table, edge_key, as_is
                 )
             )
         edges += staged_files([posixpath.join(out, RUNS)], name)
@@ -156,10 +156,6 @@ def run_ranges(cfg: JobConfig, stage: Stage, parts: list[str], earlier, out) -> 
 def _rows(path: str) -> int:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         return pq.ParquetFile(fh).metadata.num_rows
-
-
-def _whole(row):
-    return row
 
 
 def _id(record) -> str:
@@ -174,19 +170,21 @@ def run_keys(cfg: JobConfig, stages: list[Stage], parts: list[str], out: str) ->
     for i, (stage, folder) in enumerate(zip(stages, folders, strict=True)):
         if staging.finished(folder):
             continue
-        runs = posixpath.join(folder, RUNS)
-        if FileSystems.exists(runs):  # a killed attempt's
-            FileSystems.delete([runs])
+        _clear_runs(folder)  # a killed attempt's
         edges = run_ranges(cfg, stage, parts, folders[:i], folder)
         runner, options = local_runner()
         with beam.Pipeline(runner=runner, options=options) as p:
             build_stage(p, cfg, stage, parts, folders[:i], folder, edges)
         _merge_tables(cfg, stage, folder)
-        runs = posixpath.join(folder, RUNS)
-        if FileSystems.exists(runs):
-            FileSystems.delete([runs])
+        _clear_runs(folder)
         staging.finish_with_summary(folder)
     return time.monotonic() - started
+
+
+def _clear_runs(folder: str) -> None:
+    runs = posixpath.join(folder, RUNS)
+    if FileSystems.exists(runs):
+        FileSystems.delete([runs])
 
 
 def _merge_tables(cfg: JobConfig, stage: Stage, folder: str) -> None:
@@ -202,7 +200,7 @@ def _merge_tables(cfg: JobConfig, stage: Stage, folder: str) -> None:
     summary = read_json(path)
     summary["files"] = [*summary["files"], *(dataclasses.asdict(f) for f in merged)]
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(json.dumps(summary).encode("utf-8"))
+        fh.write(dumps(summary).encode("utf-8"))
 
 
 def made_files(out: str) -> list[FileInfo]:

@@ -43,7 +43,7 @@ from gristmill.transforms.dedup.lsh import (
     band_keys,
     band_rows,
 )
-from gristmill.transforms.dedup.near_buckets import RangePairs, SpillBands
+from gristmill.transforms.dedup.near_buckets import SpillBands
 from gristmill.transforms.dedup.params import DedupParams, DedupSettings, dedup_stage, near_enabled
 from gristmill.transforms.dedup.shingles import (
     M64,
@@ -241,7 +241,7 @@ class NearOnKeys(beam.PTransform):
 
     def range_pairs(self) -> beam.PTransform:
         """One hash range's spilled band entries -> its candidate edges."""
-        return RangePairs(NAME, self.params.near.max_bucket_size)
+        return CandidatePairs(NAME, self.params.near.max_bucket_size)
 
     def expand(self, keys):
         params, near = self.params, self.params.near

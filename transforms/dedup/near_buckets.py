@@ -3,7 +3,7 @@
 Every signed document has one (band, bucket) key per band: grouped at once, that is `bands`
 entries per document in the runner's memory. A local run's phase 2 instead spills the entries
 as run files, one set per hash range of the band key (`SpillBands`, no grouping), then groups
-one range at a time (`RangePairs`, a pipeline each) and writes its candidate edges; the stage
+one range at a time (`CandidatePairs`, a pipeline each) and writes its candidate edges; the stage
 reads the edges of every range back (`NearOnKeys.candidates`) and keeps each once. A bucket
 lies in one range, so the edges are the ones `CandidatePairs` finds over all entries at once.
 """
@@ -14,7 +14,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from gristmill.transforms.dedup.lsh import CandidatePairs, band_key, band_keys
+from gristmill.transforms.dedup.lsh import band_key, band_keys
 from gristmill.transforms.sorted_runs import ShardSpec, SpillRuns
 
 ENTRIES_SCHEMA = pa.schema([("key", pa.binary()), ("rank", pa.int64()), ("id", pa.string())])
@@ -47,10 +47,11 @@ def _entry_size(entry) -> int:
 
 def entries_spec(ranges: int) -> ShardSpec:
     """Band entries (band key, node), a shard per hash range of the key."""
-    return ShardSpec("bands", ranges, entries_table, entry_from_row, _key_hex, _whole)
+    return ShardSpec("bands", ranges, entries_table, entry_from_row, _key_hex, as_is)
 
 
-def _whole(row):
+def as_is(row):
+    """A row as its own sort key."""
     return row
 
 
@@ -99,15 +100,3 @@ class SpillBands(beam.PTransform):
             | "Entries" >> beam.FlatMap(_entries(self.bands, self.rows))
             | "Spill" >> SpillRuns(self.folder, entries_spec(self.ranges), _entry_size)
         )
-
-
-class RangePairs(beam.PTransform):
-    """One hash range's band entries -> its candidate edges (CandidatePairs)."""
-
-    def __init__(self, stage: str, max_bucket_size: int):
-        super().__init__()
-        self.stage = stage
-        self.max_bucket_size = max_bucket_size
-
-    def expand(self, entries):
-        return entries | "CandidatePairs" >> CandidatePairs(self.stage, self.max_bucket_size)
