@@ -29,11 +29,11 @@ def _inputs(files: dict[str, list]) -> dict[str, Any]:
 
 def _local(cfg: JobConfig, job: Any) -> dict[str, Any]:
     """Partitions and the staging area of a local run."""
-    from gristmill.pipelines.phases.plan import plan_partitions, staging_bytes
+    from gristmill.pipelines.phases.plan import partitions_of, staging_bytes
     from gristmill.pipelines.phases.staging import free_bytes
 
     runner = cfg.section("runner")
-    parts = plan_partitions(job.files, int(runner["partition_bytes"]))
+    parts = partitions_of(cfg, job.files)
     need, free = staging_bytes(job.input_bytes), free_bytes(cfg.output)
     return {
         "partitions": {

@@ -32,7 +32,9 @@ PROFILES = tuple(REQUIRED)
 RUNNER_DEFAULTS: dict[str, Any] = {
     "profile": "local",
     "workers": 1,  # local: processes that take the input's partitions one after another
-    "partition_bytes": 32 << 20,  # local: input bytes per partition (bounds a worker's memory)
+    # local: input bytes per partition (bounds a worker's memory); larger files are cut where
+    # their format allows (transforms/sources/splits.py)
+    "partition_bytes": 32 << 20,
     # local: documents whose LSH band entries phase 2 groups at once (bounds its memory)
     "range_docs": 25_000,
     "job_endpoint": None,

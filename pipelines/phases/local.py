@@ -30,7 +30,7 @@ from gristmill.pipelines import graph
 from gristmill.pipelines.config import ConfigError, JobConfig
 from gristmill.pipelines.phases import back, keys, merge, staging
 from gristmill.pipelines.phases.front import keyed_stages, leading_stages, run_front
-from gristmill.pipelines.phases.plan import Partition, plan_key, plan_partitions, staging_bytes
+from gristmill.pipelines.phases.plan import Partition, partitions_of, plan_key, staging_bytes
 from gristmill.pipelines.phases.rest import build_final, report_merger, staged_summary
 from gristmill.pipelines.progress import track as progress
 from gristmill.pipelines.release import manifest as release
@@ -65,8 +65,7 @@ class Phased:
 
 def plan(cfg: JobConfig, job: graph.JobPlan) -> Phased:
     """The partitions and their staging folders; stops with one line if the disk is short."""
-    runner = cfg.section("runner")
-    partitions = plan_partitions(job.files, int(runner["partition_bytes"]))
+    partitions = partitions_of(cfg, job.files)
     key = plan_key(partitions, cfg.sha256())
     need, free = staging_bytes(job.input_bytes), staging.free_bytes(cfg.output)
     if free is not None and free < need:

@@ -62,11 +62,29 @@ def staged_summary(folders: list[str], merge=None) -> dict[str, Any]:
             (s, k, dict(sorted(v.items())) if isinstance(v, dict) else v)
             for (s, k), v in sorted(rows.items())
         ],
-        "inputs": [
-            InputStat(**{**i, "skipped": tuple(sorted(i["skipped"].items()))}) for i in inputs
-        ],
+        "inputs": _per_file(inputs),
         "files": sorted(files, key=lambda f: f.path),
     }
+
+
+def _per_file(inputs: list[dict]) -> list[InputStat]:
+    """One row per input file: the pieces of a split file (plan.py) summed; its bytes and
+    checksum are the first piece's, the one that read the file to its end."""
+    by_file: dict[tuple[str, str], dict] = {}
+    for i in inputs:
+        have = by_file.get((i["source"], i["path"]))
+        if have is None:
+            by_file[(i["source"], i["path"])] = {**i, "skipped": dict(i["skipped"])}
+            continue
+        for field in ("bytes", "records", "dead_letters"):
+            have[field] += i[field]
+        have["sha256"] = have["sha256"] or i["sha256"]
+        for kind, n in i["skipped"].items():
+            have["skipped"][kind] = have["skipped"].get(kind, 0) + n
+    return [
+        InputStat(**{**i, "skipped": tuple(sorted(i["skipped"].items()))})
+        for _, i in sorted(by_file.items())
+    ]
 
 
 def report_merger(cfg: JobConfig) -> Callable[[str, str, Any, Any], Any]:

@@ -93,17 +93,31 @@ def _record(obj: Any, offset: int, ctx: ReadContext) -> Iterator[ReaderOutput]:
     )
 
 
+def _skip_line(f: InputFile, line: bytes = b"") -> None:
+    """Past the end of the line begun (in bounded reads)."""
+    while not line.endswith(b"\n"):
+        line = f.stream.readline(1 << 20)
+        if not line:
+            return
+
+
 def read_jsonl(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
+    """A piece (`ctx.span`) reads the lines that start in it: it is opened one byte early,
+    and the line that byte ends (or that it is inside of) belongs to the piece before."""
     limit = ctx.max_record_bytes
+    start, end = ctx.span or (0, -1)
+    if start:
+        _skip_line(f)
     while True:
         offset = f.tell()
+        if 0 <= end <= offset:
+            return
         line = f.stream.readline(limit + 1)
         if not line:
             return
         if len(line) > limit and not line.endswith(b"\n"):
             yield BadRecord(offset, "record_too_large", f"line longer than {limit} bytes")
-            while line and not line.endswith(b"\n"):  # skip to the next line
-                line = f.stream.readline(1 << 20)
+            _skip_line(f, line)
             continue
         if not line.strip():
             continue
@@ -136,11 +150,14 @@ def read_parquet(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
         pf = parquet_file(raw)
         if text_field not in pf.schema_arrow.names:
             names = pf.schema_arrow.names[:20]  # the schema's names, never a value
-            yield BadRecord(0, "missing_column", f"no column {text_field!r} in {names}")
+            if not ctx.span or not ctx.span[0]:  # said once, by the file's first piece
+                yield BadRecord(0, "missing_column", f"no column {text_field!r} in {names}")
             return
         cap = ctx.max_decompressed_bytes
         decoded = 0
         for verdict in plan_row_groups(pf.metadata, ctx.max_record_bytes, cap):
+            if ctx.span and not _in_span(pf.metadata, verdict.index, ctx.span):
+                continue
             if verdict.error:
                 yield BadRecord(verdict.first_row, verdict.error, _row_group_detail(verdict))
                 continue
@@ -158,14 +175,31 @@ def read_parquet(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
                     row += 1
 
 
+def _in_span(meta, index: int, span: tuple[int, int]) -> bool:
+    """A piece of a Parquet file reads the row groups whose first byte lies in it."""
+    column = meta.row_group(index).column(0)
+    first = column.data_page_offset
+    if column.has_dictionary_page and column.dictionary_page_offset:
+        first = min(first, column.dictionary_page_offset)
+    return span[0] <= first < span[1]
+
+
 def _row_group_detail(v: RowGroupVerdict) -> str:
     return f"row group {v.index}: {v.rows} rows, {v.bytes} bytes uncompressed (from the footer)"
+
+
+def _head(f: InputFile, ctx: ReadContext) -> bytes:
+    """The file's first 4 bytes (a piece is opened further in)."""
+    if not f.start:
+        return f.stream.peek(4)[:4]
+    with FileSystems.open(ctx.path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        return raw.read(4)
 
 
 def read_articles(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:
     fmt = ctx.options.get("format", "auto")
     if fmt == "auto":
-        fmt = "parquet" if f.stream.peek(4)[:4] == b"PAR1" else "jsonl"
+        fmt = "parquet" if _head(f, ctx) == b"PAR1" else "jsonl"
     if fmt == "parquet":
         yield from read_parquet(f, ctx)
     else:

@@ -48,6 +48,17 @@ class MatchedFile:
     relpath: str
     size: int
     kind: str = "file"  # what match_inputs found: file, fifo, socket, character_device, ...
+    start: int = 0  # a piece of a large file (splits.py): the records starting in [start, end)
+    end: int = -1  # -1: the whole file
+
+    @property
+    def is_piece(self) -> bool:
+        return self.end >= 0
+
+    @property
+    def length(self) -> int:
+        """The bytes this item reads: the piece's, or the file's."""
+        return self.end - self.start if self.is_piece else self.size
 
 
 class NoMatch(ValueError):
@@ -180,6 +191,7 @@ class ReadFiles(beam.DoFn):
             on_invalid_utf8=self.limits.on_invalid_utf8,
             max_decompressed_bytes=self.limits.max_decompressed_bytes,
             budget=Budget(self.limits.record_seconds),
+            span=(matched.start, matched.end) if matched.is_piece else None,
         )
 
     def process(self, matched: MatchedFile):
@@ -194,7 +206,8 @@ class ReadFiles(beam.DoFn):
             if kind != "file":  # checked again now: never open what could block or never end
                 self.c_special.inc()
                 raise NotRegularFile(f"a {kind}, not a regular file: not read")
-            f = InputFile(matched.path, self.limits.max_decompressed_bytes)
+            opened_at = max(matched.start - 1, 0)  # the byte before: is a record cut there?
+            f = InputFile(matched.path, self.limits.max_decompressed_bytes, opened_at)
             for out in self.reader(f, ctx):
                 if isinstance(out, Skipped):
                     skipped[out.kind] += 1
@@ -209,8 +222,11 @@ class ReadFiles(beam.DoFn):
             bad = BadRecord(_safe_tell(f), classify_error(err), error_detail(err))
             yield beam.pvalue.TaggedOutput("dead", self._dead(matched, bad))
         self.c_timeouts.inc(ctx.budget.timeouts)
-        size, digest = _finish(f, matched) if kind == "file" else (0, "")
-        self.c_files.inc()
+        # a later piece of a file leaves its bytes and checksum to the first (merged per file)
+        first = kind == "file" and matched.start == 0
+        size, digest = _finish(f, matched) if first else (0, "")
+        if matched.start == 0:  # a file counted once, not per piece
+            self.c_files.inc()
         self.c_bytes.inc(size)
         self.c_dead.inc(dead)
         yield beam.pvalue.TaggedOutput(

@@ -53,6 +53,9 @@ class ReadContext:
     on_invalid_utf8: str  # "replace" | "dead_letter"
     max_decompressed_bytes: int = 1 << 62
     budget: Budget = field(default_factory=Budget)
+    # a piece of a large file: read the records that start in [start, end); the file is
+    # opened one byte before `start` (splits.py)
+    span: tuple[int, int] | None = None
 
 
 class Reader(Protocol):

@@ -199,14 +199,15 @@ def error_detail(err: BaseException) -> str:
 class InputFile:
     """One opened input: `stream` yields decompressed bytes; `tell()` is the decompressed offset."""
 
-    def __init__(self, path: str, max_decompressed_bytes: int):
-        self.path = path
-        self._raw = HashingReader(
-            FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-        )
+    def __init__(self, path: str, max_decompressed_bytes: int, start: int = 0):
+        self.path, self.start = path, start
+        opened = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        if start:  # a piece of an uncompressed file (splits.py): offsets stay the file's
+            opened.seek(start)
+        self._raw = HashingReader(opened)
         buffered = io.BufferedReader(self._raw, buffer_size=1 << 16)
         head = buffered.peek(4)[:4]
-        self.compression = sniff_compression(head)
+        self.compression = sniff_compression(head) if not start else "none"
         inner: BinaryIO
         if self.compression == "gzip":
             inner = gzip.GzipFile(fileobj=buffered, mode="rb")
@@ -222,7 +223,7 @@ class InputFile:
 
     def tell(self) -> int:
         """Decompressed bytes handed to the reader so far (buffering aside)."""
-        return self.stream.tell()
+        return self.start + self.stream.tell()
 
     def finish(self) -> tuple[int, str]:
         """Drain the raw file and return (raw bytes, sha256 hex)."""
