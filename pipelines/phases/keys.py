@@ -25,9 +25,10 @@ from apache_beam.io.filesystems import FileSystems
 from gristmill.pipelines import graph
 from gristmill.pipelines.config import JobConfig
 from gristmill.pipelines.phases import staging
-from gristmill.pipelines.phases.front import DROPS, keys_name
+from gristmill.pipelines.phases.front import DROPS, keyed_stages, keys_name
 from gristmill.pipelines.phases.staged import ReadStaged, SkipListed, release_files, staged_files
 from gristmill.pipelines.release.manifest import SUMMARY, dumps, read_json, write_summary
+from gristmill.runners.local.pool import run_items
 from gristmill.runners.local.runner import local_runner
 from gristmill.schemas import tables
 from gristmill.schemas.records import FileInfo
@@ -121,8 +122,8 @@ def build_stage(
 def run_ranges(cfg: JobConfig, stage: Stage, parts: list[str], earlier, out) -> list[str]:
     """A stage whose candidate pairs come from grouping band entries (near dedup,
     near_buckets.py): the entries spilled by hash range of their key, then a pipeline per
-    range groups its entries and stages its candidate edges; the edge files (none for a
-    stage without ranges)."""
+    range, on the workers, groups its entries and stages its candidate edges; the edge files
+    (none for a stage without ranges), in range order."""
     inner = _inner(cfg, stage, out)
     if not hasattr(inner, "spill_bands"):
         return []
@@ -134,23 +135,34 @@ def run_ranges(cfg: JobConfig, stage: Stage, parts: list[str], earlier, out) -> 
         _ = _records(p, stage, parts, earlier, "records") | "SpillBands" >> inner.spill_bands(
             folder, ranges
         )
-    edges = []
-    for (_, r), paths in sorted(run_files([folder]).items()):
-        name = f"edges-{r:05d}"
-        runner, options = local_runner()
-        with beam.Pipeline(runner=runner, options=options) as p:
-            _ = (
-                p
-                | "Runs" >> beam.Create(paths)
-                | "Read" >> beam.ParDo(ReadStaged(entry_from_row))
-                | "Pairs" >> inner.range_pairs()
-                | "Stage"
-                >> WriteShardedParquet(
-                    posixpath.join(out, RUNS), name, 1, edges_table, edge_key, as_is
-                )
+    items = [(r, paths) for (_, r), paths in sorted(run_files([folder]).items())]
+    workers = int(cfg.section("runner")["workers"])
+    run_items(f"{__name__}:range_item", (cfg, stage.name, out), items, workers, lambda *_: None)
+    return [f for r, _ in items for f in staged_files([posixpath.join(out, RUNS)], _edges(r))]
+
+
+def _edges(r: int) -> str:
+    return f"edges-{r:05d}"
+
+
+def range_item(payload: tuple[JobConfig, str, str], item: tuple[int, list[str]]) -> None:
+    """One hash range's band entries grouped into its candidate edges (a work item: the
+    ranges run side by side on the workers)."""
+    cfg, name, out = payload
+    stage = next(s for s in keyed_stages(cfg) if s.name == name)  # made here: lambdas
+    r, paths = item
+    runner, options = local_runner()
+    with beam.Pipeline(runner=runner, options=options) as p:
+        _ = (
+            p
+            | "Runs" >> beam.Create(paths)
+            | "Read" >> beam.ParDo(ReadStaged(entry_from_row))
+            | "Pairs" >> _inner(cfg, stage, out).range_pairs()
+            | "Stage"
+            >> WriteShardedParquet(
+                posixpath.join(out, RUNS), _edges(r), 1, edges_table, edge_key, as_is
             )
-        edges += staged_files([posixpath.join(out, RUNS)], name)
-    return edges
+        )
 
 
 def _rows(path: str) -> int:

@@ -11,13 +11,10 @@ from __future__ import annotations
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-# glibc keeps freed memory in per-thread arenas; worker processes started with these give
-# memory back between partitions. Read when a process starts: set before starting workers.
-MALLOC_ENV = {
-    "MALLOC_ARENA_MAX": "2",
-    "MALLOC_MMAP_THRESHOLD_": "65536",
-    "MALLOC_TRIM_THRESHOLD_": "65536",
-}
+# glibc keeps freed memory in per-thread arenas; worker processes started with this keep two.
+# Read when a process starts: set before starting workers. (Low mmap and trim thresholds were
+# tried: 3x the system CPU of phase 1 and 8% more wall time, for the same peak per worker.)
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def local_runner(extra_args: list[str] | None = None) -> tuple[FnApiRunner, PipelineOptions]:
