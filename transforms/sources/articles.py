@@ -27,7 +27,7 @@ from gristmill.transforms.sources.reader_api import (
     ReaderOutput,
     decode_text,
 )
-from gristmill.transforms.sources.streams import InputFile
+from gristmill.transforms.sources.streams import InputFile, file_head
 
 META_MAX_CHARS = 512
 BOM = b"\xef\xbb\xbf"
@@ -190,10 +190,7 @@ def _row_group_detail(v: RowGroupVerdict) -> str:
 
 def _head(f: InputFile, ctx: ReadContext) -> bytes:
     """The file's first 4 bytes (a piece is opened further in)."""
-    if not f.start:
-        return f.stream.peek(4)[:4]
-    with FileSystems.open(ctx.path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        return raw.read(4)
+    return f.stream.peek(4)[:4] if not f.start else file_head(ctx.path)
 
 
 def read_articles(f: InputFile, ctx: ReadContext) -> Iterator[ReaderOutput]:

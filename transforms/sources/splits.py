@@ -13,11 +13,8 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
 from gristmill.transforms.sources.read import MatchedFile
-from gristmill.transforms.sources.streams import sniff_compression
+from gristmill.transforms.sources.streams import file_head, sniff_compression
 
 SPLITTABLE_KINDS = ("articles",)  # JSON lines and Parquet
 
@@ -28,8 +25,7 @@ def splittable(kind: str, options: dict[str, Any], f: MatchedFile) -> bool:
     if kind not in SPLITTABLE_KINDS or f.kind != "file" or f.is_piece:
         return False
     try:
-        with FileSystems.open(f.path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-            head = raw.read(4)
+        head = file_head(f.path)
     except Exception:  # unreadable: read whole, where it becomes a dead letter
         return False
     return sniff_compression(head) == "none"

@@ -196,6 +196,12 @@ def error_detail(err: BaseException) -> str:
     return f"{name}: {_QUOTED.sub('…', str(err))}"[:300]
 
 
+def file_head(path: str, n: int = 4) -> bytes:
+    """A file's first `n` stored bytes (for its compression or format), on any filesystem."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        return raw.read(n)
+
+
 class InputFile:
     """One opened input: `stream` yields decompressed bytes; `tell()` is the decompressed offset."""
 
