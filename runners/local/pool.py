@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from gristmill.runners.local import memory
+
 _TARGET: Callable[[Any, Any], Any] | None = None
 _PAYLOAD: Any = None
 
@@ -27,12 +29,16 @@ def _resolve(target: str) -> Callable[[Any, Any], Any]:
 def _start(target: str, payload: Any, env: dict[str, str]) -> None:
     global _TARGET, _PAYLOAD
     os.environ.update(env)
+    memory.arrow_on_system_allocator()
     _TARGET, _PAYLOAD = _resolve(target), payload
 
 
 def _run(item: Any) -> Any:
     assert _TARGET is not None
-    return _TARGET(_PAYLOAD, item)
+    try:
+        return _TARGET(_PAYLOAD, item)
+    finally:
+        memory.give_back_freed()
 
 
 def run_items(
@@ -50,8 +56,11 @@ def run_items(
     items = list(items)
     if not isolate and (workers <= 1 or len(items) <= 1):
         fn = _resolve(target)
+        memory.arrow_on_system_allocator()
         for item in items:
-            done(item, fn(payload, item))
+            result = fn(payload, item)
+            memory.give_back_freed()
+            done(item, result)
         return
     context = multiprocessing.get_context("spawn")  # no copy of this process's Beam state
     with ProcessPoolExecutor(

@@ -143,7 +143,7 @@ def test_write_rows_counts_what_it_wrote(tmp_path):
     rows, nbytes, _ = write_rows(str(path), tables.documents_table, iter(docs))
     meta = pq.read_metadata(path)
     assert rows == meta.num_rows == 20_000 and nbytes == path.stat().st_size
-    assert meta.num_row_groups == 3  # 8192-row groups, as the sinks write them
+    assert meta.num_row_groups == 20  # 1024-row groups, as the sinks write them
 
 
 def test_merging_in_levels_gives_the_same_bytes(tmp_path, monkeypatch):

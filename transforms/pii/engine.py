@@ -99,6 +99,9 @@ class PiiEngine:
     """Scans texts: pattern entities on every text, NER entities on texts in NER languages."""
 
     def __init__(self, settings: EngineSettings, with_ner: bool):
+        from gristmill.transforms.pii.lean import import_presidio
+
+        import_presidio(settings.spacy_model if with_ner and settings.ner_entities else None)
         from gristmill.transforms.pii.context import PrefixContextEnhancer
 
         offline_tldextract()

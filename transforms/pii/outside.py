@@ -22,12 +22,15 @@ from gristmill.transforms.pii.fields import scan_text
 
 @lru_cache(maxsize=4)
 def _tools(section_json: str):
+    from gristmill.transforms.pii.lean import import_presidio
+
+    s = json.loads(section_json)
+    import_presidio(s["spacy_model"] if s["mode"] == "full" else None)
     from gristmill.transforms.pii.config import engine_settings
     from gristmill.transforms.pii.engine import PiiEngine
     from gristmill.transforms.pii.hashing import resolve_salt
     from gristmill.transforms.pii.scrub import Scrubber, operator_config
 
-    s = json.loads(section_json)
     key = resolve_salt(s["salt"], s["salt_file"], create=True)
     engine = PiiEngine(engine_settings(s), with_ner=s["mode"] == "full")
     options = {"mask": s["mask"], "hash_chars": s["hash_chars"]}
