@@ -33,6 +33,9 @@ from gristmill.transforms.sinks import (
 )
 
 READ_ROWS = 256  # rows per batch read back from each run during the merge
+# a run's row groups: a reader decodes a whole row group, so a merge of FAN_IN runs holds
+# FAN_IN groups; runs are scratch files, only merged files take the release's row groups
+RUN_GROUP_ROWS = READ_ROWS
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class SpillSortedRuns(beam.DoFn):
             rows.sort(key=self.spec.sort_key)
             name = f"{self.token}-{self.seq:06d}.parquet"
             path = posixpath.join(self.folder, part or "_", f"{shard:05d}", name)
-            write_rows(path, self.spec.to_table, rows)
+            write_rows(path, self.spec.to_table, rows, RUN_GROUP_ROWS)
         self.seq += 1
         self.held, self.bytes = {}, 0
 
@@ -106,10 +109,11 @@ class _Counted:
         self.closed = True
 
 
-def write_rows(path: str, to_table, rows: Iterable) -> tuple[int, int, str]:
-    """Sorted rows -> one Parquet file, a row group at a time (the same bytes as writing the
-    whole table at once with PARQUET_OPTIONS); (rows, bytes, sha256)."""
-    group = PARQUET_OPTIONS["row_group_size"]
+def write_rows(
+    path: str, to_table, rows: Iterable, group: int = PARQUET_OPTIONS["row_group_size"]
+) -> tuple[int, int, str]:
+    """Sorted rows -> one Parquet file, a row group of `group` rows at a time (by default the
+    same bytes as writing the whole table at once with PARQUET_OPTIONS); (rows, bytes, sha256)."""
     options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
     parent = posixpath.dirname(path)
     if "://" not in path:
@@ -121,19 +125,19 @@ def write_rows(path: str, to_table, rows: Iterable) -> tuple[int, int, str]:
         for row in rows:
             chunk.append(row)
             if len(chunk) == group:
-                writer = _write_chunk(writer, out, to_table(chunk), options)
+                writer = _write_chunk(writer, out, to_table(chunk), options, group)
                 count, chunk = count + len(chunk), []
         if chunk or writer is None:
-            writer = _write_chunk(writer, out, to_table(chunk), options)
+            writer = _write_chunk(writer, out, to_table(chunk), options, group)
             count += len(chunk)
         writer.close()
     return count, out.n, out.sha.hexdigest()
 
 
-def _write_chunk(writer, out, table, options):
+def _write_chunk(writer, out, table, options, group: int):
     if writer is None:
         writer = pq.ParquetWriter(out, table.schema, **options)
-    writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
+    writer.write_table(table, row_group_size=group)
     return writer
 
 
@@ -198,7 +202,7 @@ def merge_shard(
 
 def _merge_into(paths: list[str], target: str, spec: ShardSpec) -> str:
     merged = heapq.merge(*(_read_run(path, spec.from_row) for path in paths), key=spec.sort_key)
-    write_rows(target, spec.to_table, merged)
+    write_rows(target, spec.to_table, merged, RUN_GROUP_ROWS)
     return target
 
 

@@ -62,6 +62,7 @@ def run_items(
             memory.give_back_freed()
             done(item, result)
         return
+    memory.give_back_freed()  # what this process freed, before N more processes start
     context = multiprocessing.get_context("spawn")  # no copy of this process's Beam state
     with ProcessPoolExecutor(
         max_workers=max(1, min(workers, len(items))),

@@ -14,6 +14,7 @@ from gristmill.schemas.records import Document
 from gristmill.transforms import sorted_runs
 from gristmill.transforms.sinks import WritePartitionedParquet, WriteShardedParquet
 from gristmill.transforms.sorted_runs import (
+    RUN_GROUP_ROWS,
     ShardSpec,
     SpillSortedRuns,
     merge_runs,
@@ -80,7 +81,12 @@ def _by_runs(root, docs, spec: ShardSpec, limit: int) -> tuple[dict[str, bytes],
             | beam.Create(docs)
             | beam.ParDo(SpillSortedRuns(str(runs), spec, lambda d: len(d.text), limit))
         )
-    n_runs = len(list(runs.rglob("*.parquet")))
+    run_files = list(runs.rglob("*.parquet"))
+    n_runs = len(run_files)
+    for path in run_files:  # scratch runs in small row groups: a merge decodes one per run
+        meta = pq.read_metadata(path)
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert max(sizes) <= RUN_GROUP_ROWS and sizes[:-1] == [RUN_GROUP_ROWS] * (len(sizes) - 1)
     made = merge_runs(str(runs), str(root), spec)
     files = _files(root)
     assert {f.path for f in made} == set(files)
@@ -144,6 +150,10 @@ def test_write_rows_counts_what_it_wrote(tmp_path):
     meta = pq.read_metadata(path)
     assert rows == meta.num_rows == 20_000 and nbytes == path.stat().st_size
     assert meta.num_row_groups == 20  # 1024-row groups, as the sinks write them
+    small = tmp_path / "small.parquet"
+    assert write_rows(str(small), tables.documents_table, iter(docs), 256)[0] == 20_000
+    assert pq.read_metadata(small).num_row_groups == 79
+    assert pq.read_table(small).equals(pq.read_table(path))
 
 
 def test_merging_in_levels_gives_the_same_bytes(tmp_path, monkeypatch):
