@@ -7,7 +7,8 @@ pattern recognizers and a CNN spaCy model never call. Both libraries treat a mis
 "not available", so here they are imported once while `torch` and `transformers` are marked
 absent (a `None` entry in `sys.modules` makes their import raise ImportError); the marks are
 removed right after, so later code in the process can still import them. A spaCy model built
-on a transformer component keeps them.
+on a transformer component keeps them. `PiiEngine` calls it first thing, so whoever builds an
+engine before importing the scrubber's module (presidio_anonymizer) gets the lean import.
 """
 
 from __future__ import annotations

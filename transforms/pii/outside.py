@@ -22,17 +22,16 @@ from gristmill.transforms.pii.fields import scan_text
 
 @lru_cache(maxsize=4)
 def _tools(section_json: str):
-    from gristmill.transforms.pii.lean import import_presidio
-
-    s = json.loads(section_json)
-    import_presidio(s["spacy_model"] if s["mode"] == "full" else None)
     from gristmill.transforms.pii.config import engine_settings
     from gristmill.transforms.pii.engine import PiiEngine
     from gristmill.transforms.pii.hashing import resolve_salt
+
+    s = json.loads(section_json)
+    key = resolve_salt(s["salt"], s["salt_file"], create=True)
+    # the engine before the scrubber's module: it imports presidio without torch (lean.py)
+    engine = PiiEngine(engine_settings(s), with_ner=s["mode"] == "full")
     from gristmill.transforms.pii.scrub import Scrubber, operator_config
 
-    key = resolve_salt(s["salt"], s["salt_file"], create=True)
-    engine = PiiEngine(engine_settings(s), with_ner=s["mode"] == "full")
     options = {"mask": s["mask"], "hash_chars": s["hash_chars"]}
     scrubber = Scrubber(
         {k: operator_config(v, options, key) for k, v in s["operators"].items()},

@@ -100,16 +100,14 @@ class PiiScrub(beam.DoFn):
         self.engine = None
 
     def setup(self):
-        from gristmill.transforms.pii.lean import import_presidio
-
-        ner = self.full or self.residual
-        import_presidio(self.section["spacy_model"] if ner else None)
         from gristmill.transforms.pii.engine import PiiEngine
-        from gristmill.transforms.pii.scrub import Scrubber, operator_config
 
         s = self.section
         self.key = resolve_salt(s["salt"], s["salt_file"])
-        self.engine = PiiEngine(engine_settings(s), with_ner=ner)
+        # the engine before the scrubber's module: it imports presidio without torch (lean.py)
+        self.engine = PiiEngine(engine_settings(s), with_ner=self.full or self.residual)
+        from gristmill.transforms.pii.scrub import Scrubber, operator_config
+
         options = {"mask": s["mask"], "hash_chars": s["hash_chars"]}
         self.scrubber = Scrubber(
             {k: operator_config(v, options, self.key) for k, v in s["operators"].items()},
