@@ -11,7 +11,10 @@ its tree runs under a small child-subreaper process (Linux prctl) that reaps tho
 without it the pool's CPU seconds would be lost (measured: 0.9 instead of 22 s). Its few MB of
 memory count on datatrove's side. The first tree reaps all its processes itself.
 
-1. gristmill: `gristmill run --source articles=DIR/*.jsonl --output OUT --quiet --workers N`.
+1. gristmill: `gristmill run --source articles=DIR/*.jsonl --output OUT --quiet --workers N`,
+   the default job; then the same with `--set pii.residual.enabled=false` ("no NER audit"):
+   the stage's pattern scrub without its spaCy re-scan of a 1% sample, which datatrove's
+   regular-expression PIIFormatter has no counterpart for.
 2. datatrove (installed from PyPI with its `processing` extra into the scratch venv `--dt-venv`,
    outside the repository; skipped with one line when that fails), one script running these
    LocalPipelineExecutor stages one after another, tasks = workers = N unless said:
@@ -29,8 +32,9 @@ memory count on datatrove's side. The first tree reaps all its processes itself.
    `articles`. Intermediate files are uncompressed JSON lines.
 
 One JSON row per (tool, workers): input MB, wall s, CPU s, input MB per CPU-second, peak RSS MB,
-documents out; then per worker count a ratio row: gristmill's MB per CPU-second over datatrove's
-and gristmill's peak RSS over datatrove's. `main(argv)` returns the rows.
+documents out; then per worker count two ratio rows (the default job, the one without the audit):
+gristmill's MB per CPU-second over datatrove's and its peak RSS over datatrove's. `main(argv)`
+returns the rows.
 """
 
 from __future__ import annotations
@@ -240,10 +244,16 @@ def run_datatrove(py: Path, inputs: Path, tmp: Path, workers: int) -> dict:
     return {**got, "documents": docs}
 
 
-def run_gristmill(inputs: Path, tmp: Path, workers: int) -> dict:
-    """The default job over `inputs` (bench.scale.run_job), and the documents it released."""
+# datatrove's PII step is two regular expressions; the job's pii stage also re-scans a 1% sample
+# of its output with spaCy NER (the residual audit), a model in every process that scrubs
+NO_AUDIT = ("--set", "pii.residual.enabled=false")
+
+
+def run_gristmill(inputs: Path, tmp: Path, workers: int, extra: tuple[str, ...] = ()) -> dict:
+    """The default job over `inputs` (bench.scale.run_job; `extra`: more arguments), and the
+    documents it released."""
     out = tmp / f"gm-out-{workers}"
-    got = run_job(inputs, out, workers, None)
+    got = run_job(inputs, out, workers, None, extra=extra)
     docs = json.loads((out / "manifest.json").read_text())["counts"]["documents"]
     shutil.rmtree(out, ignore_errors=True)
     keep = ("wall_s", "cpu_s", "peak_rss_mb")
@@ -265,7 +275,7 @@ def row(tool: str, workers: int, mb: float, got: dict) -> dict:
 
 def ratio(ours: dict, theirs: dict) -> dict:
     return {
-        "ratio": "gristmill / datatrove",
+        "ratio": f"{ours['tool']} / datatrove",
         "workers": ours["workers"],
         "mb_per_cpu_s": round(ours["mb_per_cpu_s"] / theirs["mb_per_cpu_s"], 2),
         "peak_rss": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 2),
@@ -296,6 +306,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for workers in [int(w) for w in args.workers.split(",")]:
             ours = row("gristmill", workers, mb, run_gristmill(inputs, Path(tmp), workers))
             print(json.dumps(ours), flush=True)
+            bare = run_gristmill(inputs, Path(tmp), workers, NO_AUDIT)
+            no_audit = row("gristmill, no NER audit", workers, mb, bare)
+            print(json.dumps(no_audit), flush=True)
             try:
                 got = run_datatrove(py, inputs, Path(tmp), workers)
             except (RuntimeError, subprocess.SubprocessError, OSError) as err:
@@ -303,7 +316,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 return rows
             theirs = row("datatrove", workers, mb, got)
             print(json.dumps(theirs), flush=True)
-            rows += [ours, theirs, ratio(ours, theirs)]
+            rows += [ours, no_audit, theirs, ratio(ours, theirs), ratio(no_audit, theirs)]
+            print(json.dumps(rows[-2]), flush=True)
             print(json.dumps(rows[-1]), flush=True)
     return rows
 

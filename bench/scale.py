@@ -75,15 +75,23 @@ def _env(tree: Path | None) -> dict[str, str]:
     return env
 
 
-def run_job(inputs: Path, out: Path, workers: int, tree: Path | None, kill_after: float = 0):
-    """One whole job in its own process tree: its figures (or None if killed)."""
+def run_job(
+    inputs: Path,
+    out: Path,
+    workers: int,
+    tree: Path | None,
+    kill_after: float = 0,
+    extra: tuple[str, ...] = (),
+):
+    """One whole job in its own process tree (`extra`: more command-line arguments): its
+    figures (or None if killed)."""
     cmd = [
         sys.executable,
         "-c",
         "import sys; from gristmill.pipelines.cli import main; sys.exit(main())",
     ]
     cmd += ["run", "--source", f"articles={inputs}/*.jsonl", "--output", str(out), "--quiet"]
-    cmd += ["--workers", str(workers)]
+    cmd += ["--workers", str(workers), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     # in the tree's folder: `python -c` puts the working folder first on sys.path, and this

@@ -162,13 +162,6 @@ def run_tool(name: str, argv: list[str]) -> int:
     return importlib.import_module(TOOLS[name][0]).main(argv)
 
 
-class _QuietImports(logging.Filter):
-    """Beam warns at import time about optional GCP client libraries we do not use."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "apitools not found" not in record.getMessage()
-
-
 def _split_beam(argv: list[str]) -> tuple[list[str], list[str]]:
     """(gristmill's arguments, Beam's options after `--`)."""
     if argv and argv[0] in ("run", "refresh") and "--" in argv:
@@ -282,7 +275,9 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.getLogger().addFilter(_QuietImports())
+    from gristmill.runners.lean import import_beam
+
+    import_beam()  # before anything else imports it
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TOOLS:
         return run_tool(argv[0], argv[1:])

@@ -2,9 +2,9 @@
 
 1. plan: the input's partitions (plan.py) and the staging area they write to (staging.py);
    before any work, the output's filesystem must have room for the staging area;
-2. phase 1, per partition, on `runner.workers` processes (runners/local/pool.py), each a Beam
-   pipeline on the in-process FnApiRunner (front.py); a partition an earlier run finished is
-   not redone;
+2. phase 1, per partition, on `runner.workers` processes (this one and N-1 workers:
+   runners/local/pool.py), each a Beam pipeline on the in-process FnApiRunner (front.py);
+   a partition an earlier run finished is not redone;
 3. phase 2, the KEYS stages (dedup) over every partition's compact keys (keys.py);
 4. phase 3, per partition again on the workers: the documents phase 2 kept through the
    remaining document stages (pii), spilled as sorted runs (back.py);

@@ -1,9 +1,12 @@
 """Work items across local worker processes, each taking items one after another.
 
-`--workers N` on the local profile: N processes, each started once (imports, and models that
-its transforms cache per process, are paid once per worker, not per item), each running the
-items it is given on Beam's in-process FnApiRunner: no data moves between processes except
-the items' results, which are small. With one worker the items run in this process.
+`--workers N` on the local profile: this process and N-1 worker processes take the items from
+one queue, each worker started once (imports, and models that its transforms cache per
+process, are paid once per worker, not per item), each item run on Beam's in-process
+FnApiRunner: no data moves between processes except the items' results, which are small. This
+process takes items too rather than wait beside N busy workers: an idle driver held ~150 MB
+(Beam's imports and the plan) for nothing. With one worker the items run in this process;
+`isolate` runs them all in worker processes, whose memory goes when they exit.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import pickle
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from gristmill.runners import lean
 from gristmill.runners.local import memory
 
 _TARGET: Callable[[Any, Any], Any] | None = None
@@ -26,11 +33,14 @@ def _resolve(target: str) -> Callable[[Any, Any], Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def _start(target: str, payload: Any, env: dict[str, str]) -> None:
+def _start(target: str, payload: bytes, env: dict[str, str]) -> None:
+    """A worker's start. The payload comes pickled: unpickling it imports the modules its
+    objects live in, and Beam must be imported lean (runners/lean.py) before them."""
     global _TARGET, _PAYLOAD
     os.environ.update(env)
+    lean.import_beam()
     memory.arrow_on_system_allocator()
-    _TARGET, _PAYLOAD = _resolve(target), payload
+    _TARGET, _PAYLOAD = _resolve(target), pickle.loads(payload)
 
 
 def _run(item: Any) -> Any:
@@ -39,6 +49,56 @@ def _run(item: Any) -> Any:
         return _TARGET(_PAYLOAD, item)
     finally:
         memory.give_back_freed()
+
+
+class _Queue:
+    """The items not yet taken, and the first error: after it nobody takes another item."""
+
+    def __init__(self, items: list[Any], done: Callable[[Any, Any], None]):
+        self.items, self._done = deque(items), done
+        self.lock, self.error = threading.Lock(), None
+
+    def take(self) -> tuple[bool, Any]:
+        with self.lock:
+            if self.error is not None or not self.items:
+                return False, None
+            return True, self.items.popleft()
+
+    def finish(self, item: Any, result: Any) -> None:
+        with self.lock:  # one `done` at a time, whichever thread saw the item finish
+            self._done(item, result)
+
+    def fail(self, error: BaseException) -> None:
+        with self.lock:
+            self.error = self.error or error
+
+
+def _feed(pool: ProcessPoolExecutor, queue: _Queue) -> None:
+    """One worker process's share: an item at a time, so the queue keeps the rest."""
+    while True:
+        took, item = queue.take()
+        if not took:
+            return
+        try:
+            queue.finish(item, pool.submit(_run, item).result())
+        except BaseException as err:  # noqa: BLE001  (re-raised by run_items)
+            queue.fail(err)
+            return
+
+
+def _here(fn: Callable[[Any, Any], Any], payload: Any, queue: _Queue) -> None:
+    memory.arrow_on_system_allocator()
+    while True:
+        took, item = queue.take()
+        if not took:
+            return
+        try:
+            result = fn(payload, item)
+        except BaseException as err:  # noqa: BLE001  (re-raised by run_items)
+            queue.fail(err)
+            return
+        memory.give_back_freed()
+        queue.finish(item, result)
 
 
 def run_items(
@@ -51,32 +111,33 @@ def run_items(
     isolate: bool = False,
 ) -> None:
     """Calls `module:function(payload, item)` for every item; `done(item, result)` in this
-    process as each finishes. An item that raises stops the run with its error. `isolate`:
-    in worker processes even for one worker or one item (their memory goes when they exit)."""
-    items = list(items)
-    if not isolate and (workers <= 1 or len(items) <= 1):
-        fn = _resolve(target)
-        memory.arrow_on_system_allocator()
-        for item in items:
-            result = fn(payload, item)
-            memory.give_back_freed()
-            done(item, result)
-        return
-    memory.give_back_freed()  # what this process freed, before N more processes start
-    context = multiprocessing.get_context("spawn")  # no copy of this process's Beam state
-    with ProcessPoolExecutor(
-        max_workers=max(1, min(workers, len(items))),
-        mp_context=context,
-        initializer=_start,
-        initargs=(target, payload, env or {}),
-    ) as pool:
-        pending = {pool.submit(_run, item): item for item in items}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    item = pending.pop(future)
-                    done(item, future.result())
-        finally:
-            for future in pending:
-                future.cancel()
+    process as each finishes, one call at a time. An item that raises stops the run with its
+    error once the items under way have finished. `isolate`: in worker processes only, even
+    for one worker or one item (their memory goes when they exit)."""
+    queue = _Queue(list(items), done)
+    here = not isolate
+    helpers = min(workers, len(queue.items)) - (1 if here else 0)
+    if helpers <= 0:
+        if here:
+            _here(_resolve(target), payload, queue)
+    else:
+        memory.give_back_freed()  # what this process freed, before more processes start
+        context = multiprocessing.get_context("spawn")  # no copy of this process's Beam state
+        with ProcessPoolExecutor(
+            max_workers=helpers,
+            mp_context=context,
+            initializer=_start,
+            initargs=(target, pickle.dumps(payload), env or {}),
+        ) as pool:
+            feeders = [
+                threading.Thread(target=_feed, args=(pool, queue), daemon=True)
+                for _ in range(helpers)
+            ]
+            for feeder in feeders:
+                feeder.start()
+            if here:
+                _here(_resolve(target), payload, queue)
+            for feeder in feeders:
+                feeder.join()
+    if queue.error is not None:
+        raise queue.error
