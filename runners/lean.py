@@ -61,7 +61,6 @@ def import_beam() -> None:
     try:
         import apache_beam  # noqa: F401
         import pyarrow as pa
-        from apache_beam.runners.portability import fn_api_runner  # noqa: F401
 
         pa.array([""])  # pyarrow's one look for pandas
     finally:
