@@ -94,11 +94,11 @@ def _here(fn: Callable[[Any, Any], Any], payload: Any, queue: _Queue) -> None:
             return
         try:
             result = fn(payload, item)
+            memory.give_back_freed()
+            queue.finish(item, result)
         except BaseException as err:  # noqa: BLE001  (re-raised by run_items)
             queue.fail(err)
             return
-        memory.give_back_freed()
-        queue.finish(item, result)
 
 
 def run_items(

@@ -87,3 +87,16 @@ print(table.to_pandas()["a"].tolist())
 def test_a_pipeline_process_runs_without_pandas_until_asked_for_it():
     got = subprocess.run([sys.executable, "-c", LEAN], capture_output=True, text=True, check=True)
     assert got.stdout.split("\n")[:2] == ["False", "['x', 'y']"]
+
+
+def test_a_failing_done_stops_the_run():
+    seen = []
+
+    def done(item, result):
+        seen.append(item)
+        if len(seen) == 2:
+            raise RuntimeError("done failed")
+
+    with pytest.raises(RuntimeError, match="done failed"):
+        run_items(f"{__name__}:fails_on", -1, range(40), 2, done)
+    assert len(seen) < 10  # the rest were not taken
