@@ -24,8 +24,7 @@ from typing import Any
 from gristmill.runners import lean
 from gristmill.runners.local import memory
 
-_TARGET: Callable[[Any, Any], Any] | None = None
-_PAYLOAD: Any = None
+_RUN: Callable[[Any], Any] | None = None  # a worker process's items, once _start ran
 
 
 def _resolve(target: str) -> Callable[[Any, Any], Any]:
@@ -33,22 +32,33 @@ def _resolve(target: str) -> Callable[[Any, Any], Any]:
     return getattr(importlib.import_module(module), name)
 
 
+def _runner(target: str, payload: Any) -> Callable[[Any], Any]:
+    """item -> `target(payload, item)` in this process, Arrow on the system allocator and the
+    heap's free pages given back after each item (runners/local/memory.py)."""
+    fn = _resolve(target)
+    memory.arrow_on_system_allocator()
+
+    def run(item: Any) -> Any:
+        try:
+            return fn(payload, item)
+        finally:
+            memory.give_back_freed()
+
+    return run
+
+
 def _start(target: str, payload: bytes, env: dict[str, str]) -> None:
     """A worker's start. The payload comes pickled: unpickling it imports the modules its
     objects live in, and Beam must be imported lean (runners/lean.py) before them."""
-    global _TARGET, _PAYLOAD
+    global _RUN
     os.environ.update(env)
     lean.import_beam()
-    memory.arrow_on_system_allocator()
-    _TARGET, _PAYLOAD = _resolve(target), pickle.loads(payload)
+    _RUN = _runner(target, pickle.loads(payload))
 
 
 def _run(item: Any) -> Any:
-    assert _TARGET is not None
-    try:
-        return _TARGET(_PAYLOAD, item)
-    finally:
-        memory.give_back_freed()
+    assert _RUN is not None
+    return _RUN(item)
 
 
 class _Queue:
@@ -73,29 +83,14 @@ class _Queue:
             self.error = self.error or error
 
 
-def _feed(pool: ProcessPoolExecutor, queue: _Queue) -> None:
-    """One worker process's share: an item at a time, so the queue keeps the rest."""
+def _take_all(queue: _Queue, run: Callable[[Any], Any]) -> None:
+    """Takes items until none is left or one failed: `run(item)` here or in a worker."""
     while True:
         took, item = queue.take()
         if not took:
             return
         try:
-            queue.finish(item, pool.submit(_run, item).result())
-        except BaseException as err:  # noqa: BLE001  (re-raised by run_items)
-            queue.fail(err)
-            return
-
-
-def _here(fn: Callable[[Any, Any], Any], payload: Any, queue: _Queue) -> None:
-    memory.arrow_on_system_allocator()
-    while True:
-        took, item = queue.take()
-        if not took:
-            return
-        try:
-            result = fn(payload, item)
-            memory.give_back_freed()
-            queue.finish(item, result)
+            queue.finish(item, run(item))
         except BaseException as err:  # noqa: BLE001  (re-raised by run_items)
             queue.fail(err)
             return
@@ -119,7 +114,7 @@ def run_items(
     helpers = min(workers, len(queue.items)) - (1 if here else 0)
     if helpers <= 0:
         if here:
-            _here(_resolve(target), payload, queue)
+            _take_all(queue, _runner(target, payload))
     else:
         memory.give_back_freed()  # what this process freed, before more processes start
         context = multiprocessing.get_context("spawn")  # no copy of this process's Beam state
@@ -129,14 +124,18 @@ def run_items(
             initializer=_start,
             initargs=(target, pickle.dumps(payload), env or {}),
         ) as pool:
+
+            def in_worker(item: Any) -> Any:  # one item at a time: the queue keeps the rest
+                return pool.submit(_run, item).result()
+
             feeders = [
-                threading.Thread(target=_feed, args=(pool, queue), daemon=True)
+                threading.Thread(target=_take_all, args=(queue, in_worker), daemon=True)
                 for _ in range(helpers)
             ]
             for feeder in feeders:
                 feeder.start()
             if here:
-                _here(_resolve(target), payload, queue)
+                _take_all(queue, _runner(target, payload))
             for feeder in feeders:
                 feeder.join()
     if queue.error is not None:
