@@ -55,14 +55,15 @@ def build_back(p, cfg: JobConfig, job, stages: list[Stage], item: tuple, keyed: 
     got = graph.Collected(
         [p | "NoDrops" >> beam.Create([])], [p | "NoTallies" >> beam.Create([])], [], []
     )
+    mine = staged_files([staged], DOCUMENTS)
     docs = (
         p
-        | "Staged/documents" >> beam.Create(staged_files([staged], DOCUMENTS))
+        | "Staged/documents" >> beam.Create(mine)
         | "ReadDocuments" >> beam.ParDo(ReadStaged(tables.document_from_row, True))
     )
-    if keyed:  # the documents phase 2's stages dropped, by id, and the edits they made
-        docs = docs | "SkipDropped" >> beam.ParDo(SkipListed(staged_files(keyed, DROPS)))
-        docs = apply_edits(docs, keyed)
+    if keyed:  # the partition's documents phase 2's stages dropped, by id, and their edits
+        docs = docs | "SkipDropped" >> beam.ParDo(SkipListed(staged_files(keyed, DROPS), mine))
+        docs = apply_edits(docs, keyed, mine)
     runs = runs_of(out)
     docs = graph.run_stages(docs, cfg, got, stages, spill=runs)
     got.reports.append(docs | "Lengths/Documents" >> LengthHistogram(AFTER))

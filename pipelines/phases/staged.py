@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -33,13 +35,11 @@ class ReadStaged(beam.DoFn):
         self._counters: dict[str, tuple[Any, Any]] = {}
 
     def process(self, path: str) -> Iterator[Any]:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS):
-                for row in batch.to_pylist():
-                    record = self.from_row(row)
-                    if self.counted:
-                        self._count(record)
-                    yield record
+        for row in read_rows(path):
+            record = self.from_row(row)
+            if self.counted:
+                self._count(record)
+            yield record
 
     def _count(self, doc) -> None:
         pair = self._counters.get(doc.source)
@@ -67,22 +67,48 @@ def release_files(summary: dict) -> list[FileInfo]:
     return [FileInfo(**f) for f in summary["files"] if "/" in f["path"]]
 
 
-def read_ids(path: str) -> Iterator[str]:
-    """The `id` column of a staged table, a batch at a time."""
+def _batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS, columns=["id"]):
-            yield from batch.column(0).to_pylist()
+        yield from pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+
+def id_set(paths: list[str]) -> pa.Array:
+    """The `id` column of staged tables as one Arrow array: a partition's ids, the value set
+    that `among` filters by (a few bytes per document of the partition, not of the corpus)."""
+    ids = [batch.column(0) for path in paths for batch in _batches(path, ["id"])]
+    return pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+
+
+def read_rows(path: str, among: pa.Array | None = None) -> Iterator[dict]:
+    """A staged table's rows, a bounded batch at a time; `among`: only those whose id it holds
+    (filtered in Arrow, before a row becomes Python objects)."""
+    for batch in _batches(path):
+        if among is not None:
+            batch = batch.filter(pc.is_in(batch.column("id"), value_set=among))
+        yield from batch.to_pylist()
+
+
+def read_ids(path: str, among: pa.Array | None = None) -> Iterator[str]:
+    """The `id` column of a staged table, a batch at a time (`among`: as read_rows)."""
+    for batch in _batches(path, ["id"]):
+        ids = batch.column(0)
+        if among is not None:
+            ids = ids.filter(pc.is_in(ids, value_set=among))
+        yield from ids.to_pylist()
 
 
 class SkipListed(beam.DoFn):
-    """Records whose id a staged table lists are left out (the set of ids is loaded once per
-    worker: ids only, the documents a stage dropped)."""
+    """Records whose id a staged table lists are left out. The ids are loaded once per worker:
+    ids only, and with `among` (staged tables of one partition: its documents) only the listed
+    ids of that partition, so a partition's worker holds no list the size of the corpus."""
 
-    def __init__(self, paths: list[str]):
+    def __init__(self, paths: list[str], among: list[str] | None = None):
         self.paths = paths
+        self.among = among
 
     def setup(self):
-        self.ids = {i for path in self.paths for i in read_ids(path)}
+        among = None if self.among is None else id_set(self.among)
+        self.ids = {i for path in self.paths for i in read_ids(path, among)}
 
     def process(self, record):
         if record.id not in self.ids:

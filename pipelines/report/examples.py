@@ -7,9 +7,9 @@ for a duplicate, the start of the text it repeats: its survivor's, read from doc
 that went through the PII stage) and masked again by the dedup stages' own `snippet` (emails,
 URLs and digit runs). The example of a reason is its lowest id: the same on every run.
 
-Both reads stream (a batch of one Parquet file at a time, only the columns needed) and keep
-one row per (stage, reason) and the few survivor texts asked for, so a large release costs
-reading time, never memory.
+Both reads stream (a batch of one Parquet file at a time, only the columns needed; texts only
+from the row groups whose ids hold a survivor asked for) and keep one row per (stage, reason)
+and the few survivor texts asked for, so a large release costs reading time, never memory.
 """
 
 from __future__ import annotations
@@ -71,12 +71,24 @@ def texts(root: str, manifest: dict, ids: set[str]) -> dict[str, str]:
     if not wanted or size > SCAN_LIMIT:
         return {}
     found: dict[str, str] = {}
+    value_set = _array(wanted)
     for rel in files:
-        for batch in _batches(root, rel, ["id", "text"]):
-            hits = batch.filter(pc.is_in(batch.column(0), value_set=_array(wanted)))
+        for hits in _rows_with(root, rel, value_set):
             for row in hits.to_pylist():
                 found[row["id"]] = snippet(row["text"])
     return found
+
+
+def _rows_with(root: str, rel: str, ids):
+    """(id, text) of the rows whose id `ids` holds: the id column is read first, and the text
+    only of the row groups that hold one (a row group's text, not a file's, is in memory)."""
+    path = f"{root.rstrip('/')}/{rel}"
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        parquet = pq.ParquetFile(fh)
+        for group in range(parquet.num_row_groups):
+            mask = pc.is_in(parquet.read_row_group(group, ["id"]).column(0), value_set=ids)
+            if pc.any(mask).as_py():
+                yield parquet.read_row_group(group, ["id", "text"]).filter(mask)
 
 
 def _array(values: list[str]):
