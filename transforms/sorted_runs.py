@@ -28,11 +28,12 @@ from gristmill.schemas.records import FileInfo
 from gristmill.transforms.sinks import (
     PARQUET_OPTIONS,
     WriteShardedParquet,
+    parquet_file,
     shard_of,
     shard_path,
 )
 
-READ_ROWS = 256  # rows per batch read back from each run during the merge
+READ_ROWS = 64  # rows per batch read back from each run during the merge
 # a run's row groups: a reader decodes a whole row group, so a merge of FAN_IN runs holds
 # FAN_IN groups; runs are scratch files, only merged files take the release's row groups
 RUN_GROUP_ROWS = READ_ROWS
@@ -143,7 +144,7 @@ def _write_chunk(writer, out, table, options, group: int):
 
 def _read_run(path: str, from_row) -> Iterator[Any]:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=READ_ROWS):
+        for batch in parquet_file(fh).iter_batches(batch_size=READ_ROWS):
             for row in batch.to_pylist():
                 yield from_row(row)
 

@@ -9,14 +9,13 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from gristmill.schemas.records import FileInfo
 from gristmill.transforms.accounting import text_bytes
-from gristmill.transforms.sinks import shard_name
+from gristmill.transforms.sinks import parquet_file, shard_name
 from gristmill.transforms.sorted_runs import SpillRuns  # noqa: F401  (the phases spill with it)
 
 BATCH_ROWS = 1024
@@ -69,7 +68,7 @@ def release_files(summary: dict) -> list[FileInfo]:
 
 def _batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        yield from pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        yield from parquet_file(fh).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
 def id_set(paths: list[str]) -> pa.Array:

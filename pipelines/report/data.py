@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from gristmill.pipelines.report.examples import collect_examples
 from gristmill.transforms.accounting import text_bytes
+from gristmill.transforms.sinks import parquet_file
 
 LENGTHS = "length_histogram"  # report key of a document-length histogram
 BEFORE, AFTER = (
@@ -86,7 +87,7 @@ def _scan_lengths(root: str, manifest: dict) -> dict[str, int] | None:
     for entry in files:
         path = join(root, entry["path"])
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(columns=["text"], batch_size=4096):
+            for batch in parquet_file(fh).iter_batches(columns=["text"], batch_size=4096):
                 lengths = pc.binary_length(batch.column(0)).to_numpy(zero_copy_only=False)
                 bins.update(length_bin(int(n)) for n in lengths)
     return {str(k): n for k, n in sorted(bins.items())}

@@ -18,11 +18,11 @@ import re
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from gristmill.transforms.dedup.survivors import snippet
+from gristmill.transforms.sinks import parquet_file
 
 DROP_COLUMNS = ("id", "source", "stage", "reason", "detail")
 SURVIVOR = re.compile(r"\bsurvivor=(\S+)")
@@ -41,7 +41,7 @@ def _files(manifest: dict, folder: str) -> list[str]:
 def _batches(root: str, rel: str, columns: list[str]):
     path = f"{root.rstrip('/')}/{rel}"
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        parquet = pq.ParquetFile(fh)
+        parquet = parquet_file(fh)
         have = [c for c in columns if c in parquet.schema_arrow.names]
         yield from parquet.iter_batches(columns=have, batch_size=8192)
 
@@ -84,7 +84,7 @@ def _rows_with(root: str, rel: str, ids):
     only of the row groups that hold one (a row group's text, not a file's, is in memory)."""
     path = f"{root.rstrip('/')}/{rel}"
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        parquet = pq.ParquetFile(fh)
+        parquet = parquet_file(fh)
         for group in range(parquet.num_row_groups):
             mask = pc.is_in(parquet.read_row_group(group, ["id"]).column(0), value_set=ids)
             if pc.any(mask).as_py():

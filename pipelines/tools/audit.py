@@ -52,6 +52,7 @@ from gristmill.transforms.pii.hashing import (
     salt_fingerprint,
     value_hash,
 )
+from gristmill.transforms.sinks import parquet_file
 
 SALT_ENV = "GRISTMILL_PII_SALT"
 HASHED_TYPES = (*PATTERN_ENTITIES, "PERSON")  # the types whose values have canonical forms
@@ -149,10 +150,8 @@ def _match(root: str, pattern: str) -> list[str]:
 
 
 def _parquet_batches(path: str, columns: list[str] | None = None):
-    import pyarrow.parquet as pq
-
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(columns=columns, batch_size=4096):
+        for batch in parquet_file(fh).iter_batches(columns=columns, batch_size=4096):
             yield batch.to_pydict()
 
 

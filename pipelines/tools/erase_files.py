@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from gristmill.pipelines.tools.audit import value_pattern
+from gristmill.transforms.sinks import parquet_file
 from gristmill.transforms.sorted_runs import write_rows
 
 ERASED = "<ERASED>"  # what a value becomes in a document when the pii operator cannot say
@@ -74,13 +74,13 @@ def _open(path: str):
 def batches(path: str) -> Iterator[list[dict[str, Any]]]:
     """A Parquet file's rows, a record batch at a time."""
     with _open(path) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS):
+        for batch in parquet_file(fh).iter_batches(batch_size=BATCH_ROWS):
             yield batch.to_pylist()
 
 
 def _schema(path: str) -> pa.Schema:
     with _open(path) as fh:
-        return pq.ParquetFile(fh).schema_arrow
+        return parquet_file(fh).schema_arrow
 
 
 def _cell(value: Any) -> str:

@@ -18,6 +18,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from gristmill.transforms.dedup import sketch_store
 from gristmill.transforms.dedup.joins import AttachEndpoints
 from gristmill.transforms.dedup.shingles import SHINGLE_BASE, fmix64
 from gristmill.transforms.dedup.signer import jaccard, sketch_jaccard
@@ -100,9 +101,10 @@ class _Verified(beam.DoFn):
 
 class Scored(beam.PTransform):
     """(edges (a, b), (id, sketch) of their nodes) -> (a, b, estimated Jaccard). The sketches
-    meet the edges in two joins keyed by id (AttachEndpoints), or, `by_side`, as a side input
-    (`_ScoreFromSide`): for an in-process runner, which holds every join's groups in memory,
-    where the side input holds the candidates' sketches once."""
+    meet the edges in two joins keyed by id (AttachEndpoints), or, `by_side`, the second input
+    is the paths of files sketch_store.WriteSketches wrote, a side input (`_ScoreFromStore`):
+    for an in-process runner, which holds every join's groups in memory, where the process
+    holds the candidates' sketches once."""
 
     def __init__(self, stage: str, verify_k: int, by_side: bool = False):
         super().__init__()
@@ -114,7 +116,7 @@ class Scored(beam.PTransform):
         edges, sketches = pcolls
         if self.by_side:
             return edges | "Score" >> beam.ParDo(
-                _ScoreFromSide(self.stage, self.verify_k), beam.pvalue.AsDict(sketches)
+                _ScoreFromStore(self.stage, self.verify_k), beam.pvalue.AsList(sketches)
             )
         return (
             (edges, sketches)
@@ -143,9 +145,10 @@ class VerifiedPairs(beam.PTransform):
         )
 
 
-class _ScoreFromSide(beam.DoFn):
-    """An edge (a, b) and the sketches by id (a side input) -> (a, b, estimated Jaccard); an
-    edge whose endpoint has no sketch is counted (`_all.edge_without_value`) and left out."""
+class _ScoreFromStore(beam.DoFn):
+    """An edge (a, b) and the sketches' files (a side input, sketch_store) -> (a, b, estimated
+    Jaccard); an edge whose endpoint has no sketch is counted (`_all.edge_without_value`) and
+    left out."""
 
     def __init__(self, stage: str, verify_k: int):
         self.stage = stage
@@ -153,8 +156,12 @@ class _ScoreFromSide(beam.DoFn):
 
     def setup(self):
         self.missing = Metrics.counter(self.stage, "_all.edge_without_value")
+        self.sketches = None
 
-    def process(self, edge, sketches):
+    def process(self, edge, paths):
+        if self.sketches is None:  # held until this DoFn goes: the other step shares it
+            self.sketches = sketch_store.shared(paths)
+        sketches = self.sketches
         a, b = edge
         x, y = sketches.get(a[1]), sketches.get(b[1])
         if x is None or y is None:

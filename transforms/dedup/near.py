@@ -22,6 +22,7 @@ Every public name of the parts stays importable from here.
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 import apache_beam as beam
@@ -66,6 +67,7 @@ from gristmill.transforms.dedup.signer import (
     permutations,
     sketch_jaccard,
 )
+from gristmill.transforms.dedup.sketch_store import WriteSketches
 from gristmill.transforms.dedup.survivors import (
     ApplyVerdicts,
     ApplyVerdictsFromSide,
@@ -270,10 +272,14 @@ class NearOnKeys(beam.PTransform):
             out = joined | "Apply" >> ApplyVerdicts(NAME, REASON)
             kept_for_report = out.kept
         else:
-            # the candidates' sketches, read again (theirs only), a side input of the scoring
+            # the candidates' sketches, read again (theirs only) into files the scoring steps
+            # load once per process (sketch_store.py); their paths are the side input
             part = 2 if near.verify_k else 1  # of the key: the sketch, or the signature
-            scored_by = self.reread("again") | "CandidatesAgain" >> _CandidateSketches(
-                candidates, part
+            folder = posixpath.join(self.ctx.spill or self.ctx.output, "_sketches")
+            scored_by = (
+                self.reread("again")
+                | "CandidatesAgain" >> _CandidateSketches(candidates, part)
+                | "StoreSketches" >> beam.ParDo(WriteSketches(folder))
             )
             verdicts = self._verdicts(candidates, scored_by, counts, by_side=True)
             extra_of = _signature if params.index else None

@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from gristmill.transforms.sinks import parquet_file
+
 MANIFEST = "manifest.json"
 MINHASH_META = b"gristmill.minhash"
 EXACT, BANDS, SIGNATURES = "index/exact-", "index/bands-", "index/signatures-"
@@ -132,7 +134,7 @@ class ReadIndexRows(beam.DoFn):
     def process(self, item: tuple[int, str]) -> Iterator[tuple]:
         release, path = item
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(columns=list(self.columns)):
+            for batch in parquet_file(fh).iter_batches(columns=list(self.columns)):
                 cols = [batch.column(c).to_pylist() for c in self.columns]
                 for row in zip(*cols, strict=True):
                     yield (release, *row)
