@@ -61,8 +61,10 @@ def test_scoring_steps_read_the_files_through_a_side_input(tmp_path):
 
     sketches = [("a", b"\x00" * 8), ("b", b"\x00" * 8), ("c", b"\xff" * 8)]
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        stored = p | "Sketches" >> beam.Create(sketches) | beam.ParDo(
-            WriteSketches(str(tmp_path / "sk"))
+        stored = (
+            p
+            | "Sketches" >> beam.Create(sketches)
+            | beam.ParDo(WriteSketches(str(tmp_path / "sk")))
         )
         edges = p | "Edges" >> beam.Create([((0, "a"), (1, "b")), ((0, "a"), (2, "z"))])
         scored = (edges, stored) | Scored("dedup_near", 0, by_side=True)
