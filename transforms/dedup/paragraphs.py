@@ -12,6 +12,9 @@ Counted over hashes, never over text, in the compact-key design of the other ded
   at least `min_documents` documents meet their members in a join whose member side is streamed;
   each document then gets, by id, the hashes it loses. What it keeps is decided from the
   lengths alone: an edit (character spans to delete, keyed.Edit) or a drop `mostly_repeated`.
+  In a local run's phase 2 (Beam's in-process runner, which holds every group in memory) the
+  repeated hashes and their members' marks are side inputs instead, over records read again
+  (`reread`): nothing groups every pair or every record.
 
 The edits are an extra output ("edits"): a local run's phase 2 stages them and the rest applies
 them by id (pipelines/phases/edits.py); in one graph `ParagraphDedup` applies them in the join
@@ -35,11 +38,12 @@ from gristmill.transforms.dedup.paragraphs_params import ParagraphsParams, Rank,
 from gristmill.transforms.dedup.paragraphs_report import ParagraphsReport
 from gristmill.transforms.dedup.paragraphs_text import kept_bytes, removed_spans, units_of
 from gristmill.transforms.dedup.survivors import detail
-from gristmill.transforms.stage import Cost, Needs, Stage, StageContext
+from gristmill.transforms.stage import Cost, Needs, Rereads, Stage, StageContext
 
 NAME = "dedup_paragraphs"
 REASON = "mostly_repeated"
 DOC, SURVIVES, REMOVE, DROPPED, EDIT = 0, 1, 2, 3, 4
+OUTPUTS = ("drops", "edits", "stats")  # besides the kept records
 
 
 class _Keys(beam.DoFn):
@@ -146,13 +150,16 @@ class _Decide(beam.DoFn):
             self._counters.inc("_all", "marks_without_document")
             return
         for tag, record in values:
-            if tag != DOC:
-                continue
-            if records > 1 and removed:  # a source repeated the id: edits are by id
-                self._counters.inc(record.source, "shared_id_untouched")
-                yield record._replace(key=None)
-                continue
-            yield from self._one(record, removed, survives)
+            if tag == DOC:
+                yield from self.decide(record, removed, survives, records)
+
+    def decide(self, record, removed: set[int], survives: bool, records: int):
+        """One record, given its id's marks and how many records share the id."""
+        if records > 1 and removed:  # a source repeated the id: edits are by id
+            self._counters.inc(record.source, "shared_id_untouched")
+            yield record._replace(key=None)
+            return
+        yield from self._one(record, removed, survives)
 
     def _one(self, record, removed: set[int], survives: bool):
         source = record.source
@@ -183,6 +190,31 @@ class _Decide(beam.DoFn):
         yield beam.pvalue.TaggedOutput("stats", (source, stats))
 
 
+class _DecideBySide(_Decide):
+    """A record, its id's marks and the number of records of each marked id (side inputs) ->
+    what _Decide makes of its group: the same decision without grouping every record."""
+
+    def process(self, record, marks, shared):
+        removed: set[int] = set()
+        survives = False
+        for tag, h in marks.get(record.id, ()):
+            if tag == SURVIVES:
+                survives = True
+            else:
+                removed.add(h)
+        yield from self.decide(record, removed, survives, shared.get(record.id, 1))
+
+
+def _marks_by_side(pair, repeated):
+    key, node = pair
+    return _marks((key, repeated.get(key), node))
+
+
+def _of_marked(record, marked):
+    if record.id in marked:
+        yield record.id, 1
+
+
 def _tag(tag: int):
     return lambda kv: (kv[0], (tag, kv[1]))
 
@@ -193,22 +225,48 @@ class ParagraphsOnKeys(beam.PTransform):
     def __init__(self, params: ParagraphsParams, ctx: StageContext):
         super().__init__()
         self.params, self.ctx = params, ctx
+        # a local run's phase 2 (keys.py) sets `reread` (stage.py: Rereads)
+        self.reread: Rereads | None = None
 
     def expand(self, keys):
         p = self.params
         pairs = keys | "Pairs" >> beam.FlatMap(_pairs(p.scope == "source"))
         counted = pairs | "Count" >> beam.CombinePerKey(_Count())
         repeated = counted | "Repeated" >> beam.Filter(lambda kv, n: kv[1][0] >= n, p.min_documents)
-        marks = (repeated, pairs) | "Join" >> JoinOneToMany() | "Marks" >> beam.FlatMap(_marks)
-        out = (
-            (keys | "ById" >> beam.Map(lambda r: (r.id, (DOC, r))), marks)
-            | "Flatten" >> beam.Flatten()
-            | "Group" >> beam.GroupByKey()
-            | "Decide"
-            >> beam.ParDo(_Decide(p)).with_outputs("drops", "edits", "stats", main="kept")
-        )
+        if self.reread is None:
+            marks = (repeated, pairs) | "Join" >> JoinOneToMany() | "Marks" >> beam.FlatMap(_marks)
+            out = (
+                (keys | "ById" >> beam.Map(lambda r: (r.id, (DOC, r))), marks)
+                | "Flatten" >> beam.Flatten()
+                | "Group" >> beam.GroupByKey()
+                | "Decide" >> beam.ParDo(_Decide(p)).with_outputs(*OUTPUTS, main="kept")
+            )
+        else:
+            out = self._decided_by_side(repeated)
         report = (out.stats, repeated) | "Report" >> ParagraphsReport(NAME, p)
         return out.kept, out.drops, {"report": report, EDITS: out.edits}
+
+    def _decided_by_side(self, repeated):
+        """Phase 2 on an in-process runner, which holds every group in memory: the repeated
+        hashes, the marks of their members and the record count of each marked id are side
+        inputs (the marks name only members of repeated units), and the records are read
+        again past them; no grouping of every pair or every record."""
+        assert self.reread is not None
+        side = beam.pvalue
+        marks = (
+            self.reread("marks")
+            | "PairsAgain" >> beam.FlatMap(_pairs(self.params.scope == "source"))
+            | "MarksBySide" >> beam.FlatMap(_marks_by_side, side.AsDict(repeated))
+            | "MarksById" >> beam.GroupByKey()
+            | "AsTuples" >> beam.MapTuple(lambda i, marked: (i, tuple(marked)))
+        )
+        shared = (
+            self.reread("shared")
+            | "OfMarked" >> beam.FlatMap(_of_marked, side.AsDict(marks))
+            | "RecordsPerId" >> beam.CombinePerKey(sum)
+        )
+        decide = beam.ParDo(_DecideBySide(self.params), side.AsDict(marks), side.AsDict(shared))
+        return self.reread("decide") | "Decide" >> decide.with_outputs(*OUTPUTS, main="kept")
 
 
 class _ApplyToDocs(beam.DoFn):

@@ -198,11 +198,8 @@ def test_staged_keys_and_edits_give_the_one_graph_documents(tmp_path):
         made = p | "Create" >> beam.Create(docs()) | "Keys" >> paragraphs.keys(params, ctx)
         _collect(made, "Staged.keys")
     rows = keys_table(SINK["Staged.keys"]).to_pylist()
-    with beam.Pipeline(runner=FnApiRunner()) as p:
-        records = p | "Records" >> beam.Create([keyed_from_row(r) for r in rows])
-        _, drops, extras = records | "OnKeys" >> paragraphs.on_keys(params, ctx)
-        _collect(drops, "Staged.drops")
-        _collect(extras[EDITS], "Staged.edits")
+    _on_keys_both_ways(params, ctx, rows)
+    assert SINK["Staged.edits"] and SINK["Staged.drops"]
     edits = {e.id: e for e in map(edit_from_row, edits_table(SINK["Staged.edits"]).to_pylist())}
     dropped = {d.id for d in SINK["Staged.drops"]}
     staged = {
@@ -213,3 +210,39 @@ def test_staged_keys_and_edits_give_the_one_graph_documents(tmp_path):
     _run_one_graph("Graph", params)
     assert staged == {d.id: d.text for d in SINK["Graph.kept"]}
     assert sorted(SINK["Staged.drops"]) == sorted(SINK["Graph.drops"])
+
+
+def _on_keys_both_ways(params, ctx, rows) -> None:
+    """on_keys over staged rows as a group-everything graph ("Staged") and in phase 2's form,
+    marks as side inputs over fresh reads ("Reread"): the same kept, drops, edits, report."""
+    for form in ("Staged", "Reread"):
+        with beam.Pipeline(runner=FnApiRunner()) as p:
+            records = p | "Records" >> beam.Create([keyed_from_row(r) for r in rows])
+            inner = paragraphs.on_keys(params, ctx)
+            if form == "Reread":
+                inner.reread = lambda label, p=p: (
+                    p | f"Again/{label}" >> beam.Create([keyed_from_row(r) for r in rows])
+                )
+            kept, drops, extras = records | "OnKeys" >> inner
+            _collect(kept, f"{form}.kept")
+            _collect(drops, f"{form}.drops")
+            _collect(extras[EDITS], f"{form}.edits")
+            _collect(extras["report"], f"{form}.report")
+    for part in ("kept", "drops", "edits", "report"):
+        assert sorted(map(repr, SINK[f"Reread.{part}"])) == sorted(
+            map(repr, SINK[f"Staged.{part}"])
+        )
+
+
+def test_an_id_two_sources_share_is_left_alone_both_ways():
+    params, ctx = _params(), _ctx()
+    shared = _doc("m2", "web", "A web page that happens to share an id with a message.")
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        made = (
+            p | "Create" >> beam.Create([*docs(), shared]) | "Keys" >> paragraphs.keys(params, ctx)
+        )
+        _collect(made, "Shared.keys")
+    _on_keys_both_ways(params, ctx, keys_table(SINK["Shared.keys"]).to_pylist())
+    untouched = [r for r in SINK["Reread.kept"] if r.id == "m2"]
+    assert len(untouched) == 2  # m2 alone loses FOOTER and THREE; sharing its id, it keeps them
+    assert "m2" not in {e.id for e in SINK["Reread.edits"]}
