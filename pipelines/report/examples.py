@@ -15,6 +15,7 @@ and the few survivor texts asked for, so a large release costs reading time, nev
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow.compute as pc
@@ -38,10 +39,15 @@ def _files(manifest: dict, folder: str) -> list[str]:
     ]
 
 
-def _batches(root: str, rel: str, columns: list[str]):
+@contextmanager
+def _parquet(root: str, rel: str):
     path = f"{root.rstrip('/')}/{rel}"
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        parquet = parquet_file(fh)
+        yield parquet_file(fh)
+
+
+def _batches(root: str, rel: str, columns: list[str]):
+    with _parquet(root, rel) as parquet:
         have = [c for c in columns if c in parquet.schema_arrow.names]
         yield from parquet.iter_batches(columns=have, batch_size=8192)
 
@@ -82,9 +88,7 @@ def texts(root: str, manifest: dict, ids: set[str]) -> dict[str, str]:
 def _rows_with(root: str, rel: str, ids):
     """(id, text) of the rows whose id `ids` holds: the id column is read first, and the text
     only of the row groups that hold one (a row group's text, not a file's, is in memory)."""
-    path = f"{root.rstrip('/')}/{rel}"
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        parquet = parquet_file(fh)
+    with _parquet(root, rel) as parquet:
         for group in range(parquet.num_row_groups):
             mask = pc.is_in(parquet.read_row_group(group, ["id"]).column(0), value_set=ids)
             if pc.any(mask).as_py():

@@ -137,15 +137,7 @@ class _Decide(beam.DoFn):
 
     def process(self, grouped):
         doc_id, values = grouped
-        removed: set[int] = set()
-        survives, records = False, 0
-        for tag, value in values:  # pass 1: the marks; records wait for pass 2, unlisted
-            if tag == DOC:
-                records += 1
-            elif tag == SURVIVES:
-                survives = True
-            else:
-                removed.add(value)
+        removed, survives, records = _tally(values)  # pass 1; records wait for pass 2, unlisted
         if not records:
             self._counters.inc("_all", "marks_without_document")
             return
@@ -195,14 +187,22 @@ class _DecideBySide(_Decide):
     what _Decide makes of its group: the same decision without grouping every record."""
 
     def process(self, record, marks, shared):
-        removed: set[int] = set()
-        survives = False
-        for tag, h in marks.get(record.id, ()):
-            if tag == SURVIVES:
-                survives = True
-            else:
-                removed.add(h)
+        removed, survives, _ = _tally(marks.get(record.id, ()))
         yield from self.decide(record, removed, survives, shared.get(record.id, 1))
+
+
+def _tally(values) -> tuple[set[int], bool, int]:
+    """An id's tagged values -> (hashes it loses, whether it survives one, its records)."""
+    removed: set[int] = set()
+    survives, records = False, 0
+    for tag, value in values:
+        if tag == DOC:
+            records += 1
+        elif tag == SURVIVES:
+            survives = True
+        else:
+            removed.add(value)
+    return removed, survives, records
 
 
 def _marks_by_side(pair, repeated):
