@@ -1,6 +1,6 @@
 """The default job beside datatrove with equivalent stages, on the same JSON lines input.
 
-    python -m bench.datatrove_side DIR [--workers 1,2] [--dt-venv /tmp/dt-venv]
+    python -m bench.datatrove_side DIR [--workers 1,2] [--dt-venv /tmp/dt-venv] [--baseline REF]
 
 DIR holds `*.jsonl` files from bench/corpus_gen.py (`{"id", "text", "source"}` a line). For each
 worker count N, two runs, each in its own process tree and measured the same way from outside
@@ -31,6 +31,9 @@ memory count on datatrove's side. The first tree reaps all its processes itself.
    No C4 or FineWeb filters: the job applies them to `web` sources only, and this input is
    `articles`. Intermediate files are uncompressed JSON lines.
 
+`--baseline REF` also runs the default job on the code of git revision REF (bench.scale's
+exported tree), right after the current code's, so a change shows before and after in one run.
+
 One JSON row per (tool, workers): input MB, wall s, CPU s, input MB per CPU-second, peak RSS MB,
 documents out; then per worker count two ratio rows (the default job, the one without the audit):
 gristmill's MB per CPU-second over datatrove's and its peak RSS over datatrove's. `main(argv)`
@@ -52,7 +55,7 @@ import time
 from pathlib import Path
 
 from bench.filters import datatrove_python
-from bench.scale import TotalRss, run_job
+from bench.scale import TotalRss, export_tree, run_job
 from gristmill.transforms.dedup.params import DedupSettings, NearSettings, lsh_bands
 from gristmill.transforms.langid import LangIdParams, default_model_path
 
@@ -249,11 +252,13 @@ def run_datatrove(py: Path, inputs: Path, tmp: Path, workers: int) -> dict:
 NO_AUDIT = ("--set", "pii.residual.enabled=false")
 
 
-def run_gristmill(inputs: Path, tmp: Path, workers: int, extra: tuple[str, ...] = ()) -> dict:
-    """The default job over `inputs` (bench.scale.run_job; `extra`: more arguments), and the
-    documents it released."""
+def run_gristmill(
+    inputs: Path, tmp: Path, workers: int, extra: tuple[str, ...] = (), tree: Path | None = None
+) -> dict:
+    """The default job over `inputs` (bench.scale.run_job; `extra`: more arguments; `tree`: other
+    code), and the documents it released."""
     out = tmp / f"gm-out-{workers}"
-    got = run_job(inputs, out, workers, None, extra=extra)
+    got = run_job(inputs, out, workers, tree, extra=extra)
     docs = json.loads((out / "manifest.json").read_text())["counts"]["documents"]
     shutil.rmtree(out, ignore_errors=True)
     keep = ("wall_s", "cpu_s", "peak_rss_mb")
@@ -287,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", type=Path, help="a folder of *.jsonl from bench/corpus_gen.py")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     parser.add_argument("--dt-venv", type=Path, default=Path("/tmp/dt-venv"))
+    parser.add_argument("--baseline", help="git revision whose default job also runs")
     return parser
 
 
@@ -303,9 +309,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     mb = sum(p.stat().st_size for p in files) / 1e6
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="dt-side-") as tmp:
+        tree = export_tree(args.baseline, Path(tmp) / "baseline") if args.baseline else None
         for workers in [int(w) for w in args.workers.split(",")]:
             ours = row("gristmill", workers, mb, run_gristmill(inputs, Path(tmp), workers))
             print(json.dumps(ours), flush=True)
+            if tree is not None:
+                old = run_gristmill(inputs, Path(tmp), workers, tree=tree)
+                before = row(f"gristmill at {args.baseline}", workers, mb, old)
+                print(json.dumps(before), flush=True)
             bare = run_gristmill(inputs, Path(tmp), workers, NO_AUDIT)
             no_audit = row("gristmill, no NER audit", workers, mb, bare)
             print(json.dumps(no_audit), flush=True)
@@ -316,9 +327,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 return rows
             theirs = row("datatrove", workers, mb, got)
             print(json.dumps(theirs), flush=True)
-            rows += [ours, no_audit, theirs, ratio(ours, theirs), ratio(no_audit, theirs)]
-            print(json.dumps(rows[-2]), flush=True)
-            print(json.dumps(rows[-1]), flush=True)
+            ratios = [ratio(ours, theirs), ratio(no_audit, theirs)]
+            if tree is not None:
+                rows.append(before)
+                ratios.append(ratio(before, theirs))
+            rows += [ours, no_audit, theirs, *ratios]
+            for line in ratios:
+                print(json.dumps(line), flush=True)
     return rows
 
 

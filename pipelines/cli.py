@@ -276,7 +276,9 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from gristmill.runners.lean import import_beam
+    from gristmill.runners.local.memory import arrow_pool_from_system
 
+    arrow_pool_from_system()  # before pyarrow loads
     import_beam()  # before anything else imports it
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TOOLS:

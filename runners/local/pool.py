@@ -52,6 +52,7 @@ def _start(target: str, payload: bytes, env: dict[str, str]) -> None:
     objects live in, and Beam must be imported lean (runners/lean.py) before them."""
     global _RUN
     os.environ.update(env)
+    memory.arrow_pool_from_system()
     lean.import_beam()
     _RUN = _runner(target, pickle.loads(payload))
 

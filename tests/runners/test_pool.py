@@ -62,6 +62,40 @@ def test_an_item_that_fails_stops_the_run_with_its_error(workers):
         _run("fails_on", 3, range(40), workers=workers)
 
 
+def arrow_pool(payload: None, item: int) -> tuple[int, str | None]:
+    return os.getpid(), os.environ.get("ARROW_DEFAULT_MEMORY_POOL")
+
+
+def test_a_worker_takes_arrow_memory_from_the_system_allocator(monkeypatch):
+    # the variable Arrow reads when pyarrow loads (pyarrow's default_memory_pool() in a worker
+    # shows the pool set_memory_pool set afterwards, not the one Arrow's own readers use)
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    seen = _run("arrow_pool", None, range(2), workers=1, isolate=True)
+    assert {pool for pid, pool in seen.values() if pid != os.getpid()} == {"system"}
+
+
+POOL_AFTER_MAIN = """
+import sys
+from gristmill.pipelines.cli import main
+try:
+    main(["--version"])
+except SystemExit:
+    pass
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name)
+"""
+
+
+@pytest.mark.parametrize("chosen,expected", [(None, "system"), ("jemalloc", "jemalloc")])
+def test_the_command_line_puts_arrow_on_the_system_allocator_unless_told(chosen, expected):
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    cmd = [sys.executable, "-c", POOL_AFTER_MAIN]
+    got = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert got.stdout.split()[-1] == expected
+
+
 def test_no_items():
     assert _run("where", 0.0, [], workers=2) == {}
     assert _run("where", 0.0, [], workers=2, isolate=True) == {}

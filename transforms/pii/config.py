@@ -100,7 +100,12 @@ class PiiParams:
     ner_languages: tuple[str, ...] = option(("en",), "document languages NER runs on")
     default_lang: str = option("en", "the language of a document without a label")
     ner_window_chars: int = option(10, "context around a pattern finding checked by NER", min=0)
-    ner_chunk_chars: int = option(100_000, "NER reads long documents in chunks this long", min=1000)
+    ner_chunk_chars: int = option(
+        2_000,
+        "characters NER reads at once: longer documents go in pieces this long, and the model's "
+        "memory grows with it",
+        min=1000,
+    )
     batch_docs: int = option(64, "documents per scan batch", min=1)
     batch_chars: int = option(2_000_000, "characters per scan batch", min=1)
     findings_shards: int = option(1, "files of pii/findings", min=1)

@@ -69,7 +69,7 @@ class EngineSettings:
     ner_languages: tuple[str, ...] = ("en",)
     default_lang: str = "en"
     ner_window_chars: int = 10
-    ner_chunk_chars: int = 100_000
+    ner_chunk_chars: int = 2_000
     ner_batch_size: int = 64
     numbers: NumberOptions = NumberOptions()
 

@@ -13,8 +13,12 @@ windows keep 99.4 %, 97 % and 93 % of the entities whole-document NER finds; the
 almost all the model's own mistakes on lower-case words ("turkey", "n't"), and names written in
 lower case, which are not looked for. The windows of one document are joined with a blank line
 into pieces of at most `chunk_chars` (well within spaCy's `max_length`, whatever the document's
-length) and all pieces of a batch go through one `nlp.pipe`; NER output does not depend on how
-documents are batched. The entities become presidio NlpArtifacts
+length), and the pieces go through `nlp.pipe` in batches of at most `chunk_chars` characters:
+the model's working memory grows with a batch's tokens. Measured on 120 book slices and SOTU
+addresses (peak RSS over the loaded model, CPU seconds, entities found): 100,000 characters at
+once 158 MB, 30.5 s, 17,613; 5,000: 19 MB, 31.8 s, 17,615; 2,000 (the default): 8 MB, 33.8 s,
+17,615 (3 of the 17,613 lost where a long run of windows is cut, 5 new). NER output does not
+depend on how documents are batched. The entities become presidio NlpArtifacts
 through presidio's own `SpacyNlpEngine` conversion, and presidio's `SpacyRecognizer` turns them
 into results.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -192,8 +196,7 @@ class NerScanner:
             ):
                 items.append((piece, (i, offsets)))
         out: list[list] = [[] for _ in texts]
-        docs = self.nlp.pipe(items, as_tuples=True, batch_size=self.batch_size)
-        for doc, (i, offsets) in docs:
+        for doc, (i, offsets) in self._piped(items):
             artifacts = self.engine._doc_to_nlp_artifact(doc, "en")
             for r in self.recognizer.analyze(doc.text, self.entities, artifacts):
                 span = to_text_offsets(offsets, r.start, r.end)
@@ -201,3 +204,24 @@ class NerScanner:
                     r.start, r.end = span
                     out[i].append(r)
         return out
+
+    def _piped(self, items: list[tuple[str, Any]]):
+        for batch in bounded_batches(items, self.batch_size, self.chunk_chars):
+            yield from self.nlp.pipe(batch, as_tuples=True, batch_size=len(batch))
+
+
+def bounded_batches(
+    items: Sequence[tuple[str, Any]], max_items: int, max_chars: int
+) -> Iterator[list[tuple[str, Any]]]:
+    """(text, context) pairs in order, in batches of at most `max_items` pairs and `max_chars`
+    characters (a longer text alone): the model's working memory grows with a batch's tokens."""
+    batch: list[tuple[str, Any]] = []
+    chars = 0
+    for item in items:
+        if batch and (len(batch) >= max_items or chars + len(item[0]) > max_chars):
+            yield batch
+            batch, chars = [], 0
+        batch.append(item)
+        chars += len(item[0])
+    if batch:
+        yield batch
