@@ -7,14 +7,15 @@ each phase can report its own peak rather than the largest since the process sta
 Arrow's allocator: pyarrow's default pool (mimalloc) keeps the pages of freed buffers for
 reuse, measured ~100 MB per worker after one partition's phase 1 with no buffer alive. Every
 process of a run takes Arrow's default pool from the system allocator: Arrow reads
-`ARROW_DEFAULT_MEMORY_POOL` once, when pyarrow loads, so the command line sets it (unless the
-user did) before anything imports pyarrow, and child processes inherit it; `set_memory_pool`
-after the import reaches only the allocations pyarrow's Python layer makes (measured: merging
-three sorted runs of 4,041 documents peaked +123 MB on mimalloc, +128 MB after
-`set_memory_pool`, +74 MB with the variable; a one-worker 50 MB run's phases 337/312/446/441 MB,
-with it 279/270/395/415, in the same CPU time). glibc keeps freed heap pages until
-`malloc_trim` returns them (~45 MB more): processes that take items trim after each one. All
-public APIs (Arrow's documented variable, pyarrow's `set_memory_pool`, glibc's `malloc_trim`).
+`ARROW_DEFAULT_MEMORY_POOL` once, when pyarrow loads, so the command line and a worker's start
+set it (unless the user did) before anything imports pyarrow, and child processes inherit it.
+pyarrow's `set_memory_pool`, after the import, reaches only the allocations pyarrow's Python
+layer makes (measured: merging three sorted runs of 4,041 documents peaked +123 MB on
+mimalloc, +128 MB after `set_memory_pool`, +74 MB with the variable; a one-worker 50 MB run's
+phases 330/321/447/460 MB on mimalloc, 281/268/390/414 with the variable, in the same CPU
+time). glibc keeps freed heap pages until `malloc_trim` returns them (~45 MB more): processes
+that take items trim after each one. Both are public APIs (Arrow's documented variable,
+glibc's `malloc_trim`).
 """
 
 from __future__ import annotations
@@ -62,13 +63,6 @@ def arrow_pool_from_system() -> None:
     """Before pyarrow is imported: its default pool on the system allocator, in this process
     and the ones it starts (a pool the user named stands)."""
     os.environ.setdefault(ARROW_POOL, "system")
-
-
-def arrow_on_system_allocator() -> None:
-    """Arrow buffers from malloc, so what an item frees can go back to the system."""
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def give_back_freed() -> None:

@@ -33,10 +33,9 @@ def _resolve(target: str) -> Callable[[Any, Any], Any]:
 
 
 def _runner(target: str, payload: Any) -> Callable[[Any], Any]:
-    """item -> `target(payload, item)` in this process, Arrow on the system allocator and the
-    heap's free pages given back after each item (runners/local/memory.py)."""
+    """item -> `target(payload, item)` in this process, the heap's free pages given back after
+    each item (runners/local/memory.py)."""
     fn = _resolve(target)
-    memory.arrow_on_system_allocator()
 
     def run(item: Any) -> Any:
         try:
